@@ -1,0 +1,1 @@
+"""models: from feature frames to log-probabilities (truncated attention, encoder, CTC head, decoding)."""

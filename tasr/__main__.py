@@ -1,0 +1,5 @@
+import sys
+
+from tasr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""The `tasr` command: a thin layer over the library.
+
+Each subcommand lives in its own module, which defines `add_arguments(parser)` and
+`main(args) -> int | None`. Modules are imported only when their command runs, so
+`tasr --help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+from tasr import __version__
+from tasr.errors import TasrError
+
+# "words of the command": (module, one-line help)
+COMMANDS = {
+}
+
+
+def _overview() -> str:
+    width = max(len(words) for words in COMMANDS) if COMMANDS else 0
+    lines = [f"  {words.ljust(width)}  {help}" for words, (_, help) in COMMANDS.items()]
+    return "commands:\n" + "\n".join(lines) + "\n\nRun `tasr COMMAND --help` for the options of a command."
+
+
+def _find(argv):
+    """The longest registered command that `argv` starts with: (words, rest of argv) or (None, argv)."""
+    for words in sorted(COMMANDS, key=lambda w: -len(w.split())):
+        n = len(words.split())
+        if argv[:n] == words.split():
+            return words, argv[n:]
+    return None, argv
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    words, rest = _find(argv)
+    if words is None:
+        parser = argparse.ArgumentParser(
+            prog="tasr",
+            description="Speech recognition with truncated self-attention.",
+            epilog=_overview(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.add_argument("--version", action="version", version=f"tasr {__version__}")
+        parser.add_argument("command", nargs="*", help="see the list of commands below")
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        parser.error(f"unknown command {' '.join(args.command)!r}\n\n{_overview()}")
+    module_name, help = COMMANDS[words]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(
+        prog=f"tasr {words}",
+        description=module.__doc__ or help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return module.main(args) or 0
+    except TasrError as error:
+        print(f"tasr {words}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tasr {words}: interrupted", file=sys.stderr)
+        return 130
