@@ -14,6 +14,10 @@ from tasr.errors import TasrError
 
 # "words of the command": (module, one-line help)
 COMMANDS = {
+    "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
+    "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
+    "average": ("tasr.average", "average checkpoints into a model file"),
+    "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),
 }
 
 

@@ -1,0 +1,215 @@
+"""Kaldi's fbank and MFCC features, batched, on any device, differentiable.
+
+The algorithm, per frame (Kaldi's FeatureWindowFunction / ProcessWindow / MelBanks / Mfcc):
+  cut `window_size` samples (framing.py) -> add dither -> subtract the frame mean (remove_dc_offset)
+  -> [raw log energy] -> preemphasis x[i] -= c x[i-1], x[0] -= c x[0] -> multiply by the window
+  -> [log energy] -> zero-pad to `padded_window_size` -> real FFT -> power (or magnitude) spectrum
+  -> triangular mel filters -> log (floored at float32 epsilon) -> [DCT and lifter for MFCC].
+
+Frames are processed in blocks of a few thousand (cache-friendly on CPU; one block on GPU),
+never one frame or one utterance at a time.
+"""
+
+import functools
+
+import torch
+from torch import nn
+
+from audio import tables
+from audio.errors import AudioError
+from audio.framing import FrameLayout
+from audio.options import split_options
+
+EPSILON = torch.finfo(torch.float32).eps  # Kaldi floors energies at std::numeric_limits<float>::epsilon()
+INT16_SCALE = 32768.0
+CPU_BLOCK_FRAMES = 2048
+
+
+class KaldiFeatures(nn.Module):
+    """Shared machinery of `Fbank` and `Mfcc`: options, tables (as non-persistent buffers), batching."""
+
+    kind = "fbank"
+
+    def __init__(self, sample_rate: float = 16000, **options):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.options = dict(options)
+        self.frame_opts, self.mel_opts, self.feat_opts = split_options(self.kind, sample_rate, options)
+        self.register_buffer("window", tables.window(self.frame_opts).float(), persistent=False)
+        banks = tables.mel_banks(self.frame_opts, self.mel_opts)
+        # Only the FFT bins some filter touches matter: keep that band of rows (a cheaper matmul).
+        used = torch.nonzero(banks.abs().sum(1)).flatten()
+        self.first_bin, self.last_bin = int(used[0]), int(used[-1]) + 1
+        self.register_buffer("banks", banks[self.first_bin : self.last_bin].float().contiguous(), persistent=False)
+        if self.kind == "mfcc":
+            dct = tables.dct_matrix(self.mel_opts.num_mel_bins, self.feat_opts.num_ceps)
+            dct = dct * tables.lifter(self.feat_opts.num_ceps, self.feat_opts.cepstral_lifter)
+            self.register_buffer("dct", dct.float(), persistent=False)
+
+    @property
+    def num_features(self) -> int:
+        """Values per frame (F)."""
+        if self.kind == "mfcc":
+            return self.feat_opts.num_ceps
+        return self.mel_opts.num_mel_bins + int(self.feat_opts.use_energy)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames per utterance for `lengths` samples."""
+        from audio.framing import _count
+
+        f = self.frame_opts
+        return _count(lengths, f.window_size, f.window_shift, f.snip_edges)
+
+    def extra_repr(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"sample_rate={self.sample_rate}" + (f", {options}" if options else "")
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        """waveforms `[B, N]` (float, in [-1, 1] unless int16_scale=False input is already int16-scaled),
+        lengths `[B]` samples (None: all N) -> (feats `[B, T, F]` zero beyond each length, frame_lengths `[B]`)."""
+        if waveforms.dim() != 2:
+            raise ValueError(f"waveforms must be [batch, samples], got shape {list(waveforms.shape)}")
+        if not waveforms.is_floating_point():
+            raise TypeError(f"waveforms must be floating point (in [-1, 1]), got {waveforms.dtype}")
+        batch, num_samples = waveforms.shape
+        if lengths is None:
+            lengths = torch.full((batch,), num_samples, dtype=torch.long, device=waveforms.device)
+        else:
+            lengths = torch.as_tensor(lengths, device=waveforms.device).long()
+            if lengths.shape != (batch,) or (batch and (int(lengths.max()) > num_samples or int(lengths.min()) < 0)):
+                raise ValueError(f"lengths must be [batch] values in [0, {num_samples}], got {lengths.tolist()}")
+        if not bool(torch.isfinite(waveforms).all()):
+            bad = torch.nonzero(~torch.isfinite(waveforms).all(1)).flatten().tolist()
+            raise AudioError(f"waveform(s) {bad} of the batch contain NaN or infinite samples")
+        if self.frame_opts.int16_scale:
+            waveforms = waveforms * INT16_SCALE
+        layout = FrameLayout(waveforms, lengths, self.frame_opts)
+        packed = self._frames_to_features(layout)
+        feats = self._unpack(packed, layout, batch)
+        if self.feat_opts.subtract_mean:
+            feats = _subtract_mean(feats, layout.frame_lengths)
+        return feats, layout.frame_lengths
+
+    def _unpack(self, packed, layout, batch):
+        """Packed frames `[total, F]` (utterance-major) to `[B, T, F]`, zeros in the padding."""
+        if layout.contiguous:
+            return packed.view(batch, layout.max_frames, packed.shape[1])
+        out = packed.new_zeros(batch * layout.max_frames, packed.shape[1])
+        out = out.index_copy(0, layout.utterance * layout.max_frames + layout.frame_in_utterance, packed)
+        return out.view(batch, layout.max_frames, packed.shape[1])
+
+    def _frames_to_features(self, layout: FrameLayout) -> torch.Tensor:
+        dtype, device = layout.frames.dtype, layout.frames.device
+        if layout.total == 0:
+            return torch.zeros(0, self.num_features, dtype=dtype, device=device)
+        block = layout.total if device.type != "cpu" else CPU_BLOCK_FRAMES
+        tables = self._tables(dtype)
+        parts = []
+        for start in range(0, layout.total, block):
+            if layout.contiguous and layout.slots == layout.max_frames:
+                frames = layout.frames[start : start + block]  # no gather needed: the rows are the frames
+            else:
+                frames = layout.frames.index_select(0, layout.index[start : start + block])
+            parts.append(self._block(frames, *tables))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _tables(self, dtype):
+        extra = (self.dct.to(dtype),) if self.kind == "mfcc" else ()
+        return (self.window.to(dtype), self.banks.to(dtype)) + extra
+
+    def _block(self, frames, window, banks, dct=None):
+        """Frames `[n, window_size]` -> features `[n, F]`."""
+        f, o = self.frame_opts, self.feat_opts
+        x = frames
+        if f.dither != 0.0:
+            x = x + f.dither * torch.randn_like(x)
+        if f.remove_dc_offset:
+            x = x - x.mean(1, keepdim=True)
+        energy = None
+        if o.use_energy and o.raw_energy:
+            energy = x.pow(2).sum(1)
+        c = f.preemphasis_coefficient
+        if c != 0.0:
+            x = torch.cat([x[:, :1] * (1.0 - c), x[:, 1:] - c * x[:, :-1]], 1)
+        x = x * window
+        if o.use_energy and not o.raw_energy:
+            energy = x.pow(2).sum(1)
+        spectrum = torch.fft.rfft(x, n=f.padded_window_size)[:, self.first_bin : self.last_bin]
+        power = spectrum.real.square() + spectrum.imag.square()
+        if not o.use_power:
+            power = power.sqrt()
+        mel = power @ banks
+        if energy is not None:
+            energy = energy.clamp(min=EPSILON).log()
+            if o.energy_floor > 0.0:
+                energy = energy.clamp(min=torch.log(torch.tensor(o.energy_floor, dtype=torch.float64)).item())
+        if self.kind == "mfcc":
+            ceps = mel.clamp(min=EPSILON).log() @ dct
+            if energy is not None:
+                ceps = torch.cat([energy.unsqueeze(1), ceps[:, 1:]], 1)
+            if o.htk_compat:  # c0 (or energy) goes last; without energy c0 is scaled by sqrt(2) as in HTK
+                first = ceps[:, :1] if o.use_energy else ceps[:, :1] * 2**0.5
+                ceps = torch.cat([ceps[:, 1:], first], 1)
+            return ceps
+        if o.use_log_fbank:
+            mel = mel.clamp(min=EPSILON).log()
+        if energy is not None:
+            parts = [mel, energy.unsqueeze(1)] if o.htk_compat else [energy.unsqueeze(1), mel]
+            mel = torch.cat(parts, 1)
+        return mel
+
+
+def _subtract_mean(feats, frame_lengths):
+    """Subtract each utterance's mean over its real frames; padding stays zero."""
+    mask = (torch.arange(feats.shape[1], device=feats.device) < frame_lengths.unsqueeze(1)).unsqueeze(2)
+    mean = (feats * mask).sum(1, keepdim=True) / frame_lengths.clamp(min=1).view(-1, 1, 1).to(feats.dtype)
+    return (feats - mean) * mask
+
+
+class Fbank(KaldiFeatures):
+    """Kaldi's log-mel filterbank as a module: `forward(waveforms [B, N], lengths [B]) -> (feats [B, T, F], frame_lengths [B])`.
+
+    Options are Kaldi's (see `audio.options`); tasr's defaults differ in num_mel_bins=80 and dither=0.0.
+    F = num_mel_bins (+1 with use_energy). The tables are non-persistent buffers: `.to(device)` moves them
+    and they never enter a state_dict.
+    """
+
+    kind = "fbank"
+
+
+class Mfcc(KaldiFeatures):
+    """Kaldi's MFCC as a module (same interface as `Fbank`); F = num_ceps. Kaldi's defaults (23 bins, 13 ceps,
+    lifter 22, use_energy=true) except dither=0.0."""
+
+    kind = "mfcc"
+
+
+@functools.lru_cache(maxsize=32)
+def _module(kind, sample_rate, options, device):
+    module = {"fbank": Fbank, "mfcc": Mfcc}[kind](sample_rate, **dict(options))
+    return module.to(device)
+
+
+def _functional(kind, waveform, sample_rate, options):
+    if not isinstance(waveform, torch.Tensor):
+        raise TypeError(f"waveform must be a torch.Tensor, got {type(waveform).__name__}")
+    if waveform.dim() == 0:
+        raise ValueError("waveform must have at least one dimension (samples)")
+    module = _module(kind, float(sample_rate), tuple(sorted(options.items())), waveform.device)
+    leading = waveform.shape[:-1]
+    feats, _ = module(waveform.reshape(leading.numel(), waveform.shape[-1]))
+    return feats.reshape(*leading, feats.shape[-2], feats.shape[-1])
+
+
+def fbank(waveform: torch.Tensor, sample_rate: float = 16000, **options) -> torch.Tensor:
+    """Kaldi log-mel filterbank of `waveform [..., N]` -> `[..., T, F]` (leading dims are a batch of equal length).
+
+    Kaldi's options and defaults (`audio.options`), except num_mel_bins=80 and dither=0.0. Input in [-1, 1];
+    `int16_scale=True` gives Kaldi's numbers for 16-bit files. float32 or float64, any device, differentiable.
+    """
+    return _functional("fbank", waveform, sample_rate, options)
+
+
+def mfcc(waveform: torch.Tensor, sample_rate: float = 16000, **options) -> torch.Tensor:
+    """Kaldi MFCC of `waveform [..., N]` -> `[..., T, num_ceps]`; Kaldi's defaults except dither=0.0."""
+    return _functional("mfcc", waveform, sample_rate, options)

@@ -1,0 +1,177 @@
+"""CTC: output layer, loss, greedy decoding, beam search and forced alignment. Blank is id 0.
+
+- `CTCHead(d_model, vocab_size)`: encodings [B, T, d] -> log-probabilities [B, T, V].
+- `ctc_loss(log_probs, lengths, targets, target_lengths)`: summed over the batch and divided by
+  the number of target tokens (so long and short utterances weigh by their tokens).
+- `greedy_decode(log_probs, lengths)`: best token per frame, repeats merged, blanks dropped.
+- `BeamSearchDecoder`: torchaudio's CTC beam search (flashlight-text), optionally with a KenLM
+  n-gram language model and a lexicon.
+- `align(log_probs, tokens)`: Viterbi forced alignment (torchaudio) -> one frame span per token.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+BLANK = 0
+
+
+class CTCHead(nn.Module):
+    """Dropout, then a linear layer to `vocab_size` outputs (blank included), then log-softmax."""
+
+    def __init__(self, d_model: int, vocab_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(d_model, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d] -> log_probs [B, T, V] (float32 even under autocast, for the loss)."""
+        return torch.log_softmax(self.linear(self.dropout(x)).float(), dim=-1)
+
+
+def ctc_loss(log_probs, lengths, targets, target_lengths, reduction: str = "mean"):
+    """CTC loss of log_probs [B, T, V] (frames `lengths` [B]) against `targets`.
+
+    targets: padded [B, S] ids >= 1 (or concatenated [sum(target_lengths)]), target_lengths [B].
+    reduction: "mean" = sum over the batch / number of target tokens; "sum"; "none" = per utterance.
+    Impossible alignments (more tokens than frames allow) count as 0 (zero_infinity), not inf.
+    """
+    losses = nn.functional.ctc_loss(
+        log_probs.float().transpose(0, 1), targets, lengths, target_lengths,
+        blank=BLANK, reduction="none", zero_infinity=True)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "mean":
+        return losses.sum() / torch.as_tensor(target_lengths).sum().clamp(min=1).to(losses)
+    raise ValueError(f"reduction must be mean, sum or none, not {reduction!r}")
+
+
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[int]]:
+    """Best path: argmax per frame, repeated tokens merged, blanks removed. log_probs [B, T, V]."""
+    best = log_probs.argmax(dim=-1).cpu()
+    if lengths is None:
+        lengths = torch.full((best.shape[0],), best.shape[1])
+    results = []
+    for path, length in zip(best, lengths.tolist()):
+        tokens = torch.unique_consecutive(path[:length])
+        results.append(tokens[tokens != BLANK].tolist())
+    return results
+
+
+@dataclass
+class TokenSpan:
+    """One token of an alignment: output frames start .. end-1, mean posterior `score` in [0, 1]."""
+
+    token: int
+    start: int
+    end: int
+    score: float
+
+
+def align(log_probs: torch.Tensor, tokens: list[int]) -> list[TokenSpan]:
+    """Viterbi alignment of `tokens` (ids >= 1) to log_probs [T, V] of one utterance.
+
+    Returns one `TokenSpan` per token, in order; multiply frames by the encoder's frame period
+    (subsampling x 10 ms) for times. Raises ValueError if the tokens cannot fit in T frames.
+    """
+    import torchaudio.functional as F
+
+    if log_probs.dim() == 3:
+        log_probs = log_probs[0]
+    tokens = [int(t) for t in tokens]
+    if not tokens:
+        return []
+    repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
+    if len(tokens) + repeats > log_probs.shape[0]:
+        raise ValueError(f"{len(tokens)} tokens cannot be aligned to {log_probs.shape[0]} frames")
+    emissions = log_probs.detach().float().cpu()[None]
+    targets = torch.tensor([tokens], dtype=torch.int32)
+    path, scores = F.forced_align(emissions, targets, blank=BLANK)
+    spans = F.merge_tokens(path[0], scores[0].exp(), blank=BLANK)
+    return [TokenSpan(s.token, s.start, s.end, float(s.score)) for s in spans]
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search (torchaudio's flashlight-text decoder), optionally with an n-gram LM.
+
+    tokens: token strings in id order, blank first (a tokenizer's `tokens`); word boundaries are
+    "▁" (a token of its own for characters, the start of a piece for SentencePiece).
+    lm: path to a KenLM model (ARPA or binary) over words; it needs `lexicon`, a dict
+    word -> token strings or a lexicon file ("word tok tok ..." per line); only words in the
+    lexicon can then be output. lm_weight, word_score, beam_size, beam_threshold: as in
+    torchaudio.models.decoder.ctc_decoder. Without lm, decoding is lexicon-free.
+
+    `__call__(log_probs [B, T, V], lengths [B])` returns a list of token-id lists (the best
+    hypothesis for each utterance; blanks and repeats removed).
+    """
+
+    def __init__(self, tokens, beam_size: int = 10, lm=None, lexicon=None, lm_weight: float = 2.0,
+                 word_score: float = 0.0, beam_threshold: float = 25.0, unk_score: float = float("-inf")):
+        try:
+            from torchaudio.models.decoder import ctc_decoder
+            import flashlight.lib.text.decoder  # noqa: F401  (ctc_decoder fails late without it)
+        except ImportError:
+            raise ImportError("beam search needs the flashlight-text package: pip install flashlight-text "
+                              "(or use greedy decoding)") from None
+        self.tokens = list(tokens)
+        if len(set(self.tokens)) != len(self.tokens):
+            raise ValueError("token strings must be distinct")
+        self._lexicon_file = None
+        if lm is not None:
+            if not os.path.isfile(lm):
+                raise FileNotFoundError(f"language model {lm} not found")
+            if lexicon is None:
+                raise ValueError("a word language model needs a lexicon (word -> tokens)")
+            if isinstance(lexicon, dict):
+                lexicon = self._write_lexicon(lexicon)
+        elif lexicon is not None and isinstance(lexicon, dict):
+            lexicon = self._write_lexicon(lexicon)
+        # Silence: characters have a word-boundary token; SentencePiece does not, and then the
+        # blank doubles as the "silence" flashlight needs between words.
+        sil = "▁" if "▁" in self.tokens else self.tokens[BLANK]
+        self.sil = self.tokens.index(sil)
+        self.decoder = ctc_decoder(
+            lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=1, beam_size=beam_size,
+            beam_threshold=beam_threshold, lm_weight=lm_weight if lm else 0.0,
+            word_score=word_score, unk_score=unk_score, sil_score=0.0, log_add=False,
+            blank_token=self.tokens[BLANK], sil_token=sil, unk_word="<unk>")
+
+    def _write_lexicon(self, lexicon: dict) -> str:
+        import tempfile
+
+        known = set(self.tokens)
+        with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
+            for word, spelling in lexicon.items():
+                if spelling and all(t in known for t in spelling) and not any(c.isspace() for c in word):
+                    f.write(f"{word} {' '.join(spelling)}\n")
+        self._lexicon_file = f.name
+        return f.name
+
+    def __del__(self):
+        if getattr(self, "_lexicon_file", None):
+            try:
+                os.unlink(self._lexicon_file)
+            except OSError:
+                pass
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[int]]:
+        emissions = log_probs.detach().float().cpu().contiguous()
+        if lengths is not None:
+            lengths = lengths.detach().cpu().to(torch.int32)
+        results = []
+        for hypotheses in self.decoder(emissions, lengths):
+            if not hypotheses:
+                results.append([])
+                continue
+            ids = hypotheses[0].tokens.tolist()  # blanks and repeats already removed
+            # flashlight pads the path with one silence frame before and after the input
+            if ids and ids[0] == self.sil:
+                ids = ids[1:]
+            if ids and ids[-1] == self.sil:
+                ids = ids[:-1]
+            results.append(ids)
+        return results

@@ -1,0 +1,126 @@
+"""Connected-digit utterances from FSDD's isolated digits (and, optionally, espeak-ng voices).
+
+Each utterance joins 1..7 recordings of ONE speaker with random pauses, e.g. "three one
+four"; everything is drawn from a seeded generator, so the same arguments give the same
+set. FSDD's own split is kept: recordings with index 0-4 are its test part, 5-49 its train
+part (--indices). Training sets may perturb each digit's speed (--perturb, which also
+shifts its pitch and formants, like a new voice) and add espeak-ng spoken digit strings
+(--espeak-num) for more voices.
+
+Written: OUT_DIR/<id>.wav (8 kHz for FSDD, 16 kHz for espeak-ng) and MANIFEST (JSONL).
+"""
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import tts  # noqa: E402
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+RATE = 8000  # FSDD's sample rate
+
+
+def recordings(corpus: Path, speakers, indices) -> dict:
+    """{speaker: {digit: [waveform float32 at 8 kHz]}} for the chosen speakers and indices."""
+    table = defaultdict(lambda: defaultdict(list))
+    folder = corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
+    for path in sorted(folder.glob("*.wav")):
+        match = NAME.match(path.name)
+        if not match or match.group(2) not in speakers or int(match.group(3)) not in indices:
+            continue
+        waveform, rate = soundfile.read(str(path), dtype="float32")
+        if rate != RATE:
+            waveform = soxr.resample(waveform, rate, RATE)
+        table[match.group(2)][int(match.group(1))].append(waveform)
+    missing = [s for s in speakers if len(table[s]) != 10]
+    if missing:
+        raise SystemExit(f"{folder}: no recordings of every digit for speaker(s) {', '.join(missing)} "
+                         f"with indices {min(indices)}-{max(indices)}")
+    return table
+
+
+def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db):
+    """(waveform, digits) for one utterance of `speaker`."""
+    digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
+    level = 10 ** (rng.uniform(-12, 0) / 20)  # overall loudness, -12..0 dB below a 0.5 peak
+    pieces = [np.zeros(int(rng.uniform(0.1, 0.3) * RATE), np.float32)]
+    for digit in digits:
+        piece = rng.choice(table[speaker][digit])
+        if perturb:
+            factor = rng.uniform(1 - perturb, 1 + perturb)
+            piece = soxr.resample(piece, RATE * factor, RATE)  # speed and pitch by `factor`
+        piece = piece / max(1e-4, float(np.abs(piece).max())) * 0.5 * level * rng.uniform(0.7, 1.0)
+        pieces += [piece, np.zeros(int(rng.uniform(0.05, 0.35) * RATE), np.float32)]
+    pieces[-1] = np.zeros(int(rng.uniform(0.1, 0.3) * RATE), np.float32)
+    waveform = np.concatenate(pieces)
+    waveform += nprng.standard_normal(len(waveform)).astype(np.float32) * 0.5 * 10 ** (noise_db / 20)
+    return waveform, digits
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus-dir", required=True, type=Path, help="FSDD copy (holding recordings/)")
+    parser.add_argument("--speakers", required=True, help="comma-separated, e.g. george,jackson")
+    parser.add_argument("--indices", default="0-49", help="recording indices to use, e.g. 5-49")
+    parser.add_argument("--num", type=int, required=True, help="utterances to build from FSDD")
+    parser.add_argument("--min-digits", type=int, default=1)
+    parser.add_argument("--max-digits", type=int, default=7)
+    parser.add_argument("--perturb", type=float, default=0.0, help="per-digit speed change, e.g. 0.15 for +-15%%")
+    parser.add_argument("--noise-db", type=float, default=-70.0, help="background noise level, dB of full scale")
+    parser.add_argument("--espeak-num", type=int, default=0, help="extra utterances spoken by espeak-ng")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--name", required=True, help="utterance id prefix, e.g. train")
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    first, last = (int(x) for x in args.indices.split("-"))
+    speakers = args.speakers.split(",")
+    table = recordings(args.corpus_dir, speakers, range(first, last + 1))
+    rng, nprng = random.Random(args.seed), np.random.default_rng(args.seed)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for n in range(args.num):
+        speaker = speakers[n % len(speakers)]
+        waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
+                                     args.perturb, args.noise_db)
+        records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
+    if args.espeak_num:
+        tts.require_espeak()
+    for n in range(args.espeak_num):
+        voice = tts.random_voice(rng, test=rng.random() < 0.3)  # any espeak-ng voice: the test speaker is human
+        digits = [rng.randrange(10) for _ in range(rng.randint(args.min_digits, args.max_digits))]
+        waveform, rate = tts.speak(" ".join(WORDS[d] for d in digits), voice["voice"], voice["speed"],
+                                   voice["pitch"], gap_ms=rng.choice([0, 0, 50, 150]))
+        waveform = soxr.resample(waveform, rate, 16000)
+        waveform = waveform / max(1e-4, float(np.abs(waveform).max())) * 0.5 * 10 ** (rng.uniform(-12, 0) / 20)
+        records.append(_write(args, f"espeak-{args.name}-{n:05d}", waveform, 16000, digits, voice["voice"]))
+    temporary = args.manifest.with_suffix(".tmp")
+    with open(temporary, "w") as file:
+        for record in records:
+            file.write(json.dumps(record) + "\n")
+    temporary.replace(args.manifest)
+    minutes = sum(r["duration"] for r in records) / 60
+    print(f"{args.manifest}: {len(records)} utterances, {minutes:.1f} minutes")
+    return 0
+
+
+def _write(args, utt_id, waveform, rate, digits, speaker):
+    path = args.out_dir / f"{utt_id}.wav"
+    soundfile.write(str(path), np.clip(waveform, -1, 1), rate, subtype="PCM_16")
+    return {"id": utt_id, "audio": str(path.resolve()), "duration": round(len(waveform) / rate, 4),
+            "text": " ".join(WORDS[d] for d in digits), "speaker": speaker}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# FSDD connected digits: real human speech, trained on four speakers, tested on a fifth.
+#   ./run.sh                                     # downloads FSDD from GitHub
+#   FSDD_ROOT=../../../shared/data/fsdd ./run.sh # or --corpus-dir DIR: an existing copy
+# Stages are described in ../README.md; see README.md here for run times and results.
+usage="usage: $0 [--stage N] [--stop-stage M] [--corpus-dir DIR] [--config FILE] [--exp-dir DIR] [--nj N] [--ngpu N] ..."
+. "$(dirname "$0")/../tools/recipe.sh"
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+nj=2                                # DataLoader workers and parallel jobs
+ngpu=0                              # >1: training through torchrun, one process per GPU
+config=conf/conformer_ctc.yaml
+exp_dir=exp                         # the final model is $exp_dir/model.pt
+data_dir=data
+download_dir=downloads
+url=""                              # FSDD archive to download (default: the GitHub release, see local/download.py)
+corpus_dir=$(absolute "${FSDD_ROOT:-}")  # an existing FSDD copy (holding recordings/): no download
+train_speakers=george,jackson,lucas,nicolas
+test_speakers=yweweler              # never heard in training
+num_train=6000                      # connected-digit utterances built from the training speakers
+num_dev=300                         # from the training speakers' held-out recordings (index 0-4)
+num_test=500                        # from the test speakers (all their recordings)
+espeak_num=1500                     # extra training utterances spoken by espeak-ng voices (0: none)
+perturb=0.15                        # per-digit speed/pitch change in training utterances (+-)
+seed=1
+average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
+beam_size=10
+device=auto
+option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
+  test_speakers num_train num_dev num_test espeak_num perturb seed average_num beam_size device"
+path_options="config exp_dir data_dir download_dir corpus_dir"
+parse_options "$@"
+
+fsdd_folder() {  # the corpus folder (holding recordings/)
+  if [ -n "$corpus_dir" ]; then echo "$corpus_dir"; return; fi
+  local found
+  found=$(ls -d "$download_dir"/unpacked/*/recordings 2>/dev/null | head -1)
+  [ -n "$found" ] || { echo "no FSDD under $download_dir/unpacked: run stage 0" >&2; return 1; }
+  dirname "$found"
+}
+
+corpus() {
+  if [ -n "$corpus_dir" ]; then
+    python local/download.py --check "$corpus_dir"
+  else
+    python local/download.py --download-dir "$download_dir" ${url:+--url "$url"}
+  fi
+}
+
+connected_digits() {
+  local corpus
+  corpus=$(fsdd_folder)
+  mkdir -p "$data_dir"
+  once "$data_dir/train.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
+    --indices 5-49 --num "$num_train" --perturb "$perturb" --noise-db -60 --espeak-num "$espeak_num" \
+    --seed "$seed" --name train --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
+  once "$data_dir/dev.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
+    --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --out-dir "$data_dir/dev" \
+    --manifest "$data_dir/dev.jsonl"
+  once "$data_dir/test.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
+    --indices 0-49 --num "$num_test" --seed "$((seed + 2))" --name test --out-dir "$data_dir/test" \
+    --manifest "$data_dir/test.jsonl"
+}
+
+tokenizer() {
+  tasr tokenizer --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/tokenizer.json"
+}
+
+cmvn() {
+  tasr cmvn --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/cmvn.json" \
+    --num-workers "$nj" --device "$device"
+}
+
+train() {
+  $(train_command) --config "$config" --train "$data_dir/train.jsonl" --valid "$data_dir/dev.jsonl" \
+    --exp-dir "$exp_dir" --tokenizer "$exp_dir/tokenizer.json" --cmvn "$exp_dir/cmvn.json" \
+    --device "$device" --resume "batching.num_workers=$nj"
+}
+
+average() {
+  if [ "$average_num" -gt 0 ]; then
+    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
+  else
+    echo "--average-num 0: model.pt stays as tasr train wrote it"
+  fi
+}
+
+decode() {
+  for subset in dev test; do
+    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
+      --out "$exp_dir/decode/$subset/greedy" --device "$device"
+    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
+      --out "$exp_dir/decode/$subset/beam$beam_size" --beam "$beam_size" --device "$device"
+  done
+}
+
+results() {
+  python ../tools/results.py --exp-dir "$exp_dir" \
+    --title "FSDD connected digits: train $train_speakers, test $test_speakers" --out "$exp_dir/RESULTS.md"
+  cat "$exp_dir/RESULTS.md"
+}
+
+run_stage 0 corpus corpus
+run_stage 1 data connected_digits
+run_stage 2 tokenizer tokenizer
+run_stage 3 cmvn cmvn
+run_stage 4 train train
+run_stage 5 average average
+run_stage 6 decode decode
+run_stage 7 results results

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Synthetic speech: generated sentences spoken by espeak-ng voices; test voices never heard in
+# training; a long recording for long-input decoding. Runs end to end on a laptop CPU (`make demo`).
+#   recipes/synth/run.sh
+#   recipes/synth/run.sh --num-train 20000 --config conf/conformer_ctc.yaml --exp-dir exp/big
+# Stages are described in ../README.md; see README.md here for run times and results.
+usage="usage: $0 [--stage N] [--stop-stage M] [--config FILE] [--exp-dir DIR] [--nj N] [--ngpu N] ..."
+. "$(dirname "$0")/../tools/recipe.sh"
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+nj=2                                # parallel espeak-ng jobs and DataLoader workers
+ngpu=0                              # >1: training through torchrun, one process per GPU
+config=conf/conformer_ctc.yaml
+exp_dir=exp                         # the final model is $exp_dir/model.pt
+data_dir=data
+num_train=3000                      # training sentences (each with its own voice, speed and pitch)
+num_dev=200
+num_test=300                        # spoken by test voices only
+long_minutes=5                      # length of the long test recording (0: none)
+seed=1
+average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
+beam_size=10
+device=auto
+option_names="stage stop_stage nj ngpu config exp_dir data_dir num_train num_dev num_test long_minutes seed
+  average_num beam_size device"
+path_options="config exp_dir data_dir"
+parse_options "$@"
+
+speech() {
+  mkdir -p "$data_dir"
+  once "$data_dir/test.jsonl" python local/make_data.py --out "$data_dir" --num-train "$num_train" \
+    --num-dev "$num_dev" --num-test "$num_test" --long-minutes "$long_minutes" --seed "$seed" --nj "$nj"
+}
+
+check() {
+  python local/check_data.py --data-dir "$data_dir"
+}
+
+tokenizer() {
+  tasr tokenizer --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/tokenizer.json"
+}
+
+cmvn() {
+  tasr cmvn --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/cmvn.json" \
+    --num-workers "$nj" --device "$device"
+}
+
+train() {
+  $(train_command) --config "$config" --train "$data_dir/train.jsonl" --valid "$data_dir/dev.jsonl" \
+    --exp-dir "$exp_dir" --tokenizer "$exp_dir/tokenizer.json" --cmvn "$exp_dir/cmvn.json" \
+    --device "$device" --resume "batching.num_workers=$nj"
+}
+
+average() {
+  if [ "$average_num" -gt 0 ]; then
+    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
+  else
+    echo "--average-num 0: model.pt stays as tasr train wrote it"
+  fi
+}
+
+decode() {
+  local sets="dev test"
+  [ -s "$data_dir/long.jsonl" ] && sets="$sets long"
+  for subset in $sets; do
+    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
+      --out "$exp_dir/decode/$subset/greedy" --device "$device"
+    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
+      --out "$exp_dir/decode/$subset/beam$beam_size" --beam "$beam_size" --device "$device"
+  done
+}
+
+results() {
+  python ../tools/results.py --exp-dir "$exp_dir" --title "Synthetic speech (espeak-ng), $num_train training sentences" \
+    --out "$exp_dir/RESULTS.md"
+  cat "$exp_dir/RESULTS.md"
+}
+
+run_stage 0 speech speech
+run_stage 1 check check
+run_stage 2 tokenizer tokenizer
+run_stage 3 cmvn cmvn
+run_stage 4 train train
+run_stage 5 average average
+run_stage 6 decode decode
+run_stage 7 results results

@@ -1,0 +1,131 @@
+# Shared by every recipes/<corpus>/run.sh (sourced, not run). Kaldi/ESPnet habits:
+#
+#   parse_options "$@"   --some-name VALUE sets the shell variable some_name, which the
+#                        script must list in $option_names with a default; --help prints
+#                        $usage and the options with their current values. Values of the
+#                        options listed in $path_options are made absolute against the
+#                        folder the script was started from (run.sh itself works in its
+#                        own folder, so its defaults are relative to it).
+#   stage_wanted N       true when N lies within --stage .. --stop-stage.
+#   run_stage N NAME COMMAND...
+#                        runs COMMAND (a shell function or a program) as stage N unless
+#                        $exp_dir/.done/stageN.NAME exists; its output goes to the terminal
+#                        and to $exp_dir/log/stageN.NAME.log. When COMMAND fails, the script
+#                        stops with a message naming the stage and its log; the marker is
+#                        written only after success, so re-running redoes only what failed.
+#   once TARGET COMMAND...
+#                        runs COMMAND unless TARGET exists and was made by the same command
+#                        line (kept in TARGET.made-by): data shared by several experiments is
+#                        made once, and made again when its options change.
+#   train_command        `tasr train`, or `torchrun --nproc_per_node $ngpu -m tasr train`
+#                        when --ngpu is more than 1.
+#
+# The `tasr` command used is the repository's .venv/bin/tasr when that exists (put first on
+# PATH here), otherwise whatever `tasr` is on PATH.
+
+set -euo pipefail
+
+caller_dir=$PWD
+_recipe_tools="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+_repo_root="$(cd "$_recipe_tools/../.." && pwd)"
+if [ -x "$_repo_root/.venv/bin/tasr" ]; then
+  export PATH="$_repo_root/.venv/bin:$PATH"
+fi
+if ! command -v tasr >/dev/null; then
+  echo "$0: the 'tasr' command is not on PATH: run 'make test' (or 'pip install -e .') in $_repo_root first" >&2
+  exit 1
+fi
+# Python helpers in local/ import the repository's packages even without an install.
+export PYTHONPATH="$_repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+parse_options() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --help|-h)
+        echo "${usage:-usage: $0 [options]}"
+        echo
+        echo "options (current values):"
+        for name in ${option_names:-}; do
+          printf '  --%-16s %s\n' "${name//_/-}" "${!name}"
+        done
+        exit 0 ;;
+      --*=*)
+        _set_option "${1%%=*}" "${1#*=}"; shift ;;
+      --*)
+        [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 2; }
+        _set_option "$1" "$2"; shift 2 ;;
+      *)
+        echo "$0: unexpected argument '$1' (options are --name value; see --help)" >&2; exit 2 ;;
+    esac
+  done
+}
+
+_set_option() {
+  local name="${1#--}"
+  name="${name//-/_}"
+  if [ -z "${!name+set}" ] || ! [[ " ${option_names:-} " == *" $name "* ]]; then
+    echo "$0: unknown option $1 (see --help)" >&2
+    exit 2
+  fi
+  local value=$2
+  if [[ " ${path_options:-} " == *" $name "* ]]; then
+    value=$(absolute "$value")
+  fi
+  printf -v "$name" '%s' "$value"
+}
+
+absolute() {  # PATH made absolute against the folder the script was started from ("" stays "")
+  case "$1" in
+    ""|/*) echo "$1" ;;
+    *) echo "$caller_dir/$1" ;;
+  esac
+}
+
+stage_wanted() {
+  [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ]
+}
+
+run_stage() {
+  local number="$1" name="$2"
+  shift 2
+  stage_wanted "$number" || return 0
+  local marker="$exp_dir/.done/stage$number.$name"
+  local log="$exp_dir/log/stage$number.$name.log"
+  if [ -e "$marker" ]; then
+    echo "stage $number ($name): done already (remove $marker to run it again)"
+    return 0
+  fi
+  mkdir -p "$exp_dir/.done" "$exp_dir/log"
+  echo "stage $number ($name): started $(date -u '+%F %T') UTC, log: $log"
+  local start=$SECONDS status
+  set +e
+  (set -e; "$@") 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    echo "$0: stage $number ($name) failed with exit status $status; see $log" >&2
+    exit 1
+  fi
+  date -u '+%F %T' > "$marker"
+  echo "stage $number ($name): done in $((SECONDS - start)) s"
+}
+
+once() {
+  local target=$1
+  shift
+  if [ -e "$target" ] && [ "$(cat "$target.made-by" 2>/dev/null)" = "$*" ]; then
+    echo "$target: made already by the same command"
+    return 0
+  fi
+  rm -f "$target.made-by"
+  "$@"
+  echo "$*" > "$target.made-by"
+}
+
+train_command() {
+  if [ "${ngpu:-0}" -gt 1 ]; then
+    echo "torchrun --standalone --nproc_per_node $ngpu -m tasr train"
+  else
+    echo "tasr train"
+  fi
+}

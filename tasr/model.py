@@ -1,0 +1,219 @@
+"""`SpeechRecognizer`: the whole CTC model, from waveforms to log-probabilities, in one file.
+
+    waveforms [B, N] --audio.Fbank--> feats [B, T, F] --GlobalCMVN (optional)--> normalised feats
+      --SpecAugment (training only)--> --Encoder--> [B, T', d] --CTCHead--> log_probs [B, T', V]
+
+It is built from a plain config dict (what a recipe's yaml holds) and a tokenizer:
+
+    config = {
+        "sample_rate": 16000,                # Hz the model expects; audio is resampled to it
+        "fbank": {"num_mel_bins": 80},       # options of audio.Fbank (Kaldi names and defaults)
+        "encoder": {...},                    # keyword arguments of models.encoder.Encoder
+        "specaugment": {...} or None,        # keyword arguments of audio.SpecAugment
+        "ctc_dropout": 0.0,                  # dropout before the output layer
+    }
+
+The model file (`save`/`load`) is one `torch.save` dict of plain values and tensors, so it loads
+with `torch.load(weights_only=True)`, which never runs code from the file:
+
+    {"format": "tasr-model", "version": 1, "config": {...}, "tokenizer": {...},
+     "cmvn": CMVN state_dict or None, "state_dict": the model's weights (CMVN excluded),
+     "info": {...} free-form (e.g. training steps)}
+"""
+
+import copy
+import os
+import pickle
+import tempfile
+
+import torch
+from torch import nn
+
+from models.ctc import BeamSearchDecoder, CTCHead, greedy_decode
+from models.encoder import Encoder
+from tasr.errors import TasrError
+from tasr.text import tokenizer_from_state
+
+FORMAT = "tasr-model"
+VERSION = 1
+
+
+class SpeechRecognizer(nn.Module):
+    """Front-end + optional CMVN + SpecAugment (training only) + Encoder + CTC head.
+
+    config: see the module docstring; tokenizer: from `tasr.text`; cmvn: an `audio.GlobalCMVN`
+    with statistics (or None for none).
+    """
+
+    def __init__(self, config: dict, tokenizer, cmvn=None):
+        super().__init__()
+        import audio
+
+        self.config = copy.deepcopy(config)
+        self.tokenizer = tokenizer
+        self.sample_rate = int(config.get("sample_rate", 16000))
+        fbank_options = dict(config.get("fbank") or {})
+        self.frontend = audio.Fbank(sample_rate=self.sample_rate, **fbank_options)
+        self.cmvn = cmvn
+        augment = config.get("specaugment")
+        self.specaugment = audio.SpecAugment(**augment) if augment else None
+        encoder_config = dict(config.get("encoder") or {})
+        encoder_config.setdefault("input_dim", fbank_options.get("num_mel_bins", 80))
+        self.encoder = Encoder(**encoder_config)
+        self.ctc = CTCHead(self.encoder.d_model, tokenizer.vocab_size, config.get("ctc_dropout", 0.0))
+        self._beam_decoders = {}
+
+    # ---- the parts -------------------------------------------------------------------------
+    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """waveforms [B, N] in [-1, 1] at `sample_rate`, lengths [B] samples -> (feats [B, T, F], frame_lengths [B]).
+
+        Fbank, then CMVN when the model has it. No augmentation here (see `encode_features`).
+        """
+        feats, frame_lengths = self.frontend(waveforms, lengths)
+        if self.cmvn is not None:
+            feats = self.cmvn(feats, frame_lengths)
+        return feats, frame_lengths
+
+    def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor):
+        """Normalised feats [B, T, F] (from `features`) -> (log_probs [B, T', V], out_lengths [B]).
+
+        Applies SpecAugment first when the model is in training mode and has it.
+        """
+        if self.specaugment is not None and self.training:
+            feats = self.specaugment(feats, frame_lengths)
+        encoded, out_lengths = self.encoder(feats, frame_lengths)
+        return self.ctc(encoded), out_lengths
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """waveforms [B, N], lengths [B] samples -> (log_probs [B, T', V], out_lengths [B])."""
+        return self.encode_features(*self.features(waveforms, lengths))
+
+    @property
+    def frame_ms(self) -> float:
+        """Milliseconds per output frame (subsampling x the front-end's frame shift)."""
+        return self.encoder.subsampling * self.encoder.frame_shift_ms
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def describe(self) -> str:
+        """A few lines saying what this model is."""
+        enc = self.config.get("encoder") or {}
+        e = self.encoder
+        left, right = e.receptive_field()
+        lookahead = "unlimited" if e.lookahead_ms is None else f"{e.lookahead_ms:.0f} ms"
+        attention = f"left={enc.get('left')}, right={enc.get('right')}"
+        return "\n".join([
+            f"{enc.get('block', 'conformer')}-CTC, {len(e.blocks)} blocks, d_model={e.d_model}, "
+            f"{self.num_parameters / 1e6:.2f}M parameters",
+            f"attention context (subsampled frames): {attention}; subsampling {e.subsampling}x "
+            f"({self.frame_ms:.0f} ms per output frame)",
+            f"receptive field (10 ms frames): left={left}, right={right}; look-ahead {lookahead}",
+            f"tokenizer: {self.tokenizer.kind}, {self.tokenizer.vocab_size} tokens (blank included); "
+            f"input {self.sample_rate} Hz; CMVN {'yes' if self.cmvn is not None else 'no'}",
+        ])
+
+    # ---- decoding --------------------------------------------------------------------------
+    def decode(self, log_probs, out_lengths, beam: int | None = None, lm=None, lexicon=None, **beam_options):
+        """Token-id lists from log_probs [B, T', V]: greedy when `beam` is None, else beam search."""
+        if not beam:
+            return greedy_decode(log_probs, out_lengths)
+        key = (beam, lm, id(lexicon), tuple(sorted(beam_options.items())))
+        if key not in self._beam_decoders:
+            self._beam_decoders[key] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam, lm=lm,
+                                                         lexicon=lexicon, **beam_options)
+        return self._beam_decoders[key](log_probs, out_lengths)
+
+    @torch.inference_mode()
+    def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
+        """Texts for waveforms [B, N] (lengths [B] samples) at the model's sample rate."""
+        device = next(self.parameters()).device
+        log_probs, out_lengths = self(waveforms.to(device), lengths.to(device))
+        return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam)]
+
+    # ---- the model file --------------------------------------------------------------------
+    def file_state(self, info: dict | None = None) -> dict:
+        """Everything `from_file_state` needs, as plain values and CPU tensors."""
+        weights = {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("cmvn.")}
+        cmvn = None if self.cmvn is None else {k: v.detach().cpu() for k, v in self.cmvn.state_dict().items()}
+        return {"format": FORMAT, "version": VERSION, "config": copy.deepcopy(self.config),
+                "tokenizer": self.tokenizer.to_state(), "cmvn": cmvn, "state_dict": weights,
+                "info": dict(info or {})}
+
+    @classmethod
+    def from_file_state(cls, state: dict, strict: bool = True):
+        """The model a `file_state()` dict describes (raises TasrError when it is not one)."""
+        import audio
+
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise TasrError("not a tasr model (no 'format': 'tasr-model' entry)")
+        if state.get("version", 0) > VERSION:
+            raise TasrError(f"model format version {state['version']} is newer than this tasr reads ({VERSION})")
+        cmvn = None
+        if state.get("cmvn") is not None:
+            cmvn = audio.GlobalCMVN.from_state_dict(state["cmvn"])
+        try:
+            model = cls(state["config"], tokenizer_from_state(state["tokenizer"]), cmvn)
+            missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise TasrError(f"the model does not match its config ({error})") from None
+        missing = [k for k in missing if not k.startswith("cmvn.")]
+        if strict and (missing or unexpected):
+            raise TasrError(f"the weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        model.info = dict(state.get("info") or {})
+        return model
+
+    def save(self, path, info: dict | None = None) -> None:
+        """Write the model file atomically (a temporary file in the same folder, then a rename)."""
+        save_atomic(self.file_state(info), path)
+
+    @classmethod
+    def load(cls, path, map_location="cpu"):
+        """The model in `path` (written by `save`), in eval mode, on `map_location`."""
+        state = load_file(path, map_location)
+        try:
+            model = cls.from_file_state(state)
+        except TasrError as error:
+            raise TasrError(f"{path}: {error}") from None
+        return model.to(map_location).eval()
+
+
+def save_atomic(obj, path) -> None:
+    """torch.save to a temporary file beside `path`, then rename it over `path`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_file(path, map_location="cpu"):
+    """torch.load(weights_only=True) with errors that name the file and the reason."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise TasrError(f"{path}: model file not found")
+    if os.path.isdir(path):
+        raise TasrError(f"{path}: is a folder, not a model file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic.startswith(b"PK"):  # torch.save files are zip archives
+        raise TasrError(f"{path}: not a tasr model file (not a PyTorch zip archive)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise TasrError(f"{path}: not a tasr model file (it holds Python objects other than plain values "
+                        "and tensors, which are not loaded for safety)") from None
+    except Exception as error:  # zip/EOF/OS errors for truncated or damaged files
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise TasrError(f"{path}: not a readable tasr model file, truncated or damaged "
+                        f"({type(error).__name__}: {reason})") from None

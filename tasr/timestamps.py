@@ -1,0 +1,103 @@
+"""Words with start/end times (seconds) and a confidence, from CTC token spans.
+
+A CTC model emits each token on one or a few frames (its "span": found by the greedy path, or by
+forced alignment of beam-search tokens, `models.ctc.align`); a word is a run of tokens between
+word boundaries. Token strings follow `tasr.text`: a piece that starts with "▁" begins a new
+word, and the character tokenizer's space is the token "▁" on its own. A pause (only blanks) of
+at least `pause_s` between two tokens also ends a word, for models that do not emit a word
+boundary across silence (e.g. trained on isolated words).
+
+Times: frame `f` of the encoder output covers `[f * frame_s, (f + 1) * frame_s)` seconds, where
+`frame_s` = subsampling x 10 ms (40 ms for the usual 4x). A word starts where its first token's
+span starts and ends where its last token's span ends. Its confidence is the mean, over its
+tokens, of the token's probability averaged over the frames of its span (in [0, 1]).
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from models.ctc import BLANK, TokenSpan
+from tasr.text import WORD_BOUNDARY
+
+
+@dataclass
+class Word:
+    """One recognised word: `text`, `start`/`end` in seconds, `confidence` in [0, 1]."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+    def to_dict(self) -> dict:
+        return {"word": self.text, "start": round(self.start, 3), "end": round(self.end, 3),
+                "confidence": round(self.confidence, 4)}
+
+
+def greedy_spans(log_probs: torch.Tensor) -> list[TokenSpan]:
+    """The greedy (best-path) tokens of log_probs [T, V] with their frame spans and mean probability.
+
+    The best path is the most probable alignment of its own tokens, so these spans are what
+    forced alignment of the greedy tokens would give (up to ties), at O(T) cost.
+    """
+    if log_probs.shape[0] == 0:
+        return []
+    best_lp, best = log_probs.float().max(dim=-1)
+    values, counts = torch.unique_consecutive(best, return_counts=True)
+    ends = counts.cumsum(0)
+    starts = ends - counts
+    sums = torch.cat([best_lp.new_zeros(1), best_lp.exp().cumsum(0)])
+    means = (sums[ends] - sums[starts]) / counts
+    keep = values != BLANK
+    return [TokenSpan(int(v), int(s), int(e), float(m)) for v, s, e, m in
+            zip(values[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), means[keep].tolist())]
+
+
+def pause_chunks(log_probs: torch.Tensor, min_pause: int) -> list[tuple[int, int]]:
+    """Frame ranges [(start, end), ...] covering log_probs [T, V], cut in the middle of every run
+    of at least `min_pause` frames where the blank is the best token (a pause). Greedy decoding
+    of each chunk gives the tokens of the whole; beam search runs chunk by chunk on them."""
+    T = log_probs.shape[0]
+    if T == 0:
+        return []
+    blank = (log_probs.argmax(dim=-1) == BLANK).cpu()
+    values, counts = torch.unique_consecutive(blank, return_counts=True)
+    cuts, position = [], 0
+    for is_blank, count in zip(values.tolist(), counts.tolist()):
+        if is_blank and count >= min_pause and 0 < position and position + count < T:
+            cuts.append(position + count // 2)
+        position += count
+    bounds = [0] + cuts + [T]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def words_from_spans(spans, tokenizer, frame_s: float, offset_s: float = 0.0, pause_s: float = 0.3) -> list[Word]:
+    """Group token spans (`models.ctc.TokenSpan`: token, start, end, score; in time order) into `Word`s.
+
+    `offset_s` is added to every time (the spans' frame 0 is at `offset_s` seconds).
+    """
+    pieces = tokenizer.tokens
+    pause = max(1, round(pause_s / frame_s))
+    groups, previous = [], None  # lists of spans, one per word
+    for span in spans:
+        piece = pieces[span.token] if 0 <= span.token < len(pieces) else ""
+        if piece.startswith(WORD_BOUNDARY) or previous is None or span.start - previous.end >= pause:
+            groups.append([])
+        previous = span
+        if piece != WORD_BOUNDARY:  # a space on its own (character tokenizer) only separates
+            groups[-1].append(span)
+    words = []
+    for group in groups:
+        if not group:
+            continue
+        text = tokenizer.decode([s.token for s in group]).strip()
+        if not text:
+            continue
+        words.append(Word(
+            text=text,
+            start=offset_s + group[0].start * frame_s,
+            end=offset_s + group[-1].end * frame_s,
+            confidence=sum(s.score for s in group) / len(group),
+        ))
+    return words

@@ -1,0 +1,43 @@
+"""Reference implementations and real speech for the audio tests."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+import torch
+
+FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+
+
+def fsdd_speech(sample_rate: int, names=("3_george_7", "7_jackson_12", "0_nicolas_3")) -> torch.Tensor:
+    """Some real FSDD recordings (8 kHz) joined and resampled to `sample_rate`, float64 in [-1, 1]."""
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD not found at {FSDD} (expected ../shared/data/fsdd beside the repository)")
+    parts = [soundfile.read(FSDD / f"{name}.wav", dtype="float64")[0] for name in names]
+    joined = np.concatenate(parts)
+    if sample_rate != 8000:
+        joined = soxr.resample(joined, 8000, sample_rate)
+    return torch.from_numpy(joined)
+
+
+def knf_features(kind: str, samples: torch.Tensor, sample_rate: int, **options) -> torch.Tensor:
+    """kaldi_native_fbank's fbank/mfcc of `samples` (same scale as given), `[T, F]` float64."""
+    knf = pytest.importorskip("kaldi_native_fbank")
+    opts = knf.FbankOptions() if kind == "fbank" else knf.MfccOptions()
+    opts.frame_opts.samp_freq = sample_rate
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.snip_edges = options.pop("snip_edges", True)
+    opts.frame_opts.window_type = options.pop("window_type", "povey")
+    opts.mel_opts.num_bins = options.pop("num_mel_bins")
+    for name, value in options.items():
+        setattr(opts, name, value)
+    computer = knf.OnlineFbank(opts) if kind == "fbank" else knf.OnlineMfcc(opts)
+    computer.accept_waveform(sample_rate, samples.float().numpy())
+    computer.input_finished()
+    frames = [computer.get_frame(i) for i in range(computer.num_frames_ready)]
+    width = options.get("num_ceps", 13) if kind == "mfcc" else None
+    if not frames:
+        return torch.zeros(0, width or 0, dtype=torch.float64)
+    return torch.from_numpy(np.stack(frames)).double()

@@ -1,0 +1,85 @@
+"""Shared test fixtures."""
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+
+class FileServer:
+    """Serves the files under `root` on 127.0.0.1 with HTTP Range support, and can misbehave on demand.
+
+    - `cut_after[name] = n`: the next response for `name` sends n bytes of the body, then
+      closes the connection (an interrupted download); one-shot.
+    - `corrupt_next.add(name)`: the next response for `name` has its bytes flipped; one-shot.
+    - `requests`: (path, Range header or None) of every request, in order.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.cut_after = {}
+        self.corrupt_next = set()
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server._serve(self)
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _serve(self, handler):
+        name = handler.path.split("?")[0].lstrip("/")
+        range_header = handler.headers.get("Range")
+        self.requests.append((name, range_header))
+        path = (self.root / name).resolve()
+        if not path.is_file() or self.root.resolve() not in path.parents:
+            handler.send_error(404)
+            return
+        data = path.read_bytes()
+        if name in self.corrupt_next:
+            self.corrupt_next.discard(name)
+            data = bytes(b ^ 0xFF for b in data)
+        start = 0
+        if range_header and range_header.startswith("bytes=") and range_header.endswith("-"):
+            start = int(range_header[len("bytes="):-1])
+            if start >= len(data):
+                handler.send_response(416)
+                handler.send_header("Content-Range", f"bytes */{len(data)}")
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Accept-Ranges", "bytes")
+        handler.end_headers()
+        cut = self.cut_after.pop(name, None)
+        handler.wfile.write(body if cut is None else body[:cut])
+        handler.wfile.flush()
+        if cut is not None:
+            handler.close_connection = True
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A `FileServer` over a fresh folder `tmp_path / "served"`; put files in `server.root`."""
+    root = tmp_path / "served"
+    root.mkdir()
+    server = FileServer(root)
+    yield server
+    server.close()

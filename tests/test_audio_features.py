@@ -1,0 +1,191 @@
+"""audio.fbank / audio.mfcc against torchaudio.compliance.kaldi and kaldi_native_fbank, and batching."""
+
+import itertools
+
+import pytest
+import torch
+import torchaudio.compliance.kaldi as kaldi
+
+import audio
+from audio_helpers import fsdd_speech, knf_features
+
+WINDOWS = ["povey", "hamming", "hanning", "rectangular", "blackman"]
+VARIANTS = [(bins, energy) for bins in (23, 40, 80) for energy in (False, True)]
+
+
+def random_signal(sample_rate, seconds=0.6, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(sample_rate * seconds), dtype=torch.float64) / sample_rate
+    tone = 0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.05  # a tone with a dc offset, plus noise
+    return (tone + 0.2 * torch.randn(t.shape, generator=generator, dtype=torch.float64)).clamp(-1, 1)
+
+
+def torchaudio_fbank(samples, sample_rate, **options):
+    return kaldi.fbank(samples.unsqueeze(0), sample_frequency=sample_rate, dither=0.0, energy_floor=0.0, **options)
+
+
+def torchaudio_mfcc(samples, sample_rate, **options):
+    return kaldi.mfcc(samples.unsqueeze(0), sample_frequency=sample_rate, dither=0.0, energy_floor=0.0, **options)
+
+
+def assert_close(ours, reference, tolerance, what):
+    assert ours.shape == reference.shape, f"{what}: shape {list(ours.shape)} vs {list(reference.shape)}"
+    difference = (ours.double() - reference.double()).abs().max().item() if ours.numel() else 0.0
+    assert difference <= tolerance, f"{what}: max abs difference {difference:.2e} > {tolerance}"
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000])
+@pytest.mark.parametrize("snip_edges", [True, False])
+@pytest.mark.parametrize("window_type", WINDOWS)
+@pytest.mark.parametrize("source", ["speech", "random"])
+def test_agrees_with_torchaudio_and_kaldi_native_fbank(source, window_type, snip_edges, sample_rate):
+    if source == "speech":
+        # Kaldi's own scale: 16-bit samples as integers; ours takes [-1, 1] and int16_scale=True
+        signal, scale, ours_scale = fsdd_speech(sample_rate).float(), 32768.0, {"int16_scale": True}
+    else:
+        signal, scale, ours_scale = random_signal(sample_rate, seed=sample_rate).float(), 1.0, {}
+    reference_input = signal * scale
+    common = dict(window_type=window_type, snip_edges=snip_edges)
+    for bins, energy in VARIANTS:
+        what = f"{source} {sample_rate} Hz {window_type} snip_edges={snip_edges} bins={bins} energy={energy}"
+        ours = audio.fbank(signal, sample_rate, num_mel_bins=bins, use_energy=energy, **common, **ours_scale)
+        assert_close(ours, torchaudio_fbank(reference_input, sample_rate, num_mel_bins=bins, use_energy=energy, **common), 1e-3, f"fbank vs torchaudio, {what}")
+        assert_close(ours, knf_features("fbank", reference_input, sample_rate, num_mel_bins=bins, use_energy=energy, **common), 1e-3, f"fbank vs knf, {what}")
+        ours = audio.mfcc(signal, sample_rate, num_mel_bins=bins, use_energy=energy, **common, **ours_scale)
+        assert_close(ours, torchaudio_mfcc(reference_input, sample_rate, num_mel_bins=bins, use_energy=energy, **common), 1e-2, f"mfcc vs torchaudio, {what}")
+        assert_close(ours, knf_features("mfcc", reference_input, sample_rate, num_mel_bins=bins, use_energy=energy, **common), 1e-2, f"mfcc vs knf, {what}")
+
+
+OTHER_OPTIONS = [
+    dict(raw_energy=False, use_energy=True),
+    dict(use_energy=True, energy_floor=1.0),
+    dict(use_energy=True, htk_compat=True),
+    dict(use_log_fbank=False),
+    dict(use_power=False),
+    dict(remove_dc_offset=False),
+    dict(preemphasis_coefficient=0.0),
+    dict(preemphasis_coefficient=0.5),
+    dict(round_to_power_of_two=False),
+    dict(frame_length=20.0, frame_shift=12.5),
+    dict(frame_length=25.0, frame_shift=30.0),  # shift longer than a frame
+    dict(low_freq=100.0, high_freq=-400.0),
+    dict(low_freq=0.0, high_freq=5000.0),
+    dict(blackman_coeff=0.38, window_type="blackman"),
+    dict(vtln_warp=0.9),
+    dict(vtln_warp=1.1, vtln_low=200.0, vtln_high=5000.0),
+    dict(subtract_mean=True),
+]
+
+
+@pytest.mark.parametrize("options", OTHER_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_every_other_kaldi_option_agrees_with_torchaudio(options):
+    signal = random_signal(16000, seconds=0.5).float()
+    for snip_edges in (True, False):
+        ours = audio.fbank(signal, 16000, snip_edges=snip_edges, **options)
+        reference = torchaudio_fbank(signal, 16000, num_mel_bins=80, snip_edges=snip_edges, **options)
+        assert_close(ours, reference, 1e-3, f"fbank {options} snip_edges={snip_edges}")
+        mfcc_options = {k: v for k, v in options.items() if k not in ("use_log_fbank",)}
+        ours = audio.mfcc(signal, 16000, snip_edges=snip_edges, **{"use_energy": True, **mfcc_options})
+        reference = torchaudio_mfcc(signal, 16000, snip_edges=snip_edges, **{"use_energy": True, **mfcc_options})
+        assert_close(ours, reference, 1e-2, f"mfcc {options} snip_edges={snip_edges}")
+
+
+@pytest.mark.parametrize("options", [dict(num_ceps=23, cepstral_lifter=0.0), dict(num_ceps=5, cepstral_lifter=10.0), dict(htk_compat=True, use_energy=False)])
+def test_mfcc_options_agree_with_torchaudio(options):
+    signal = random_signal(8000, seconds=0.5).float()
+    assert_close(audio.mfcc(signal, 8000, **options), torchaudio_mfcc(signal, 8000, **{"use_energy": True, **options}), 1e-2, f"mfcc {options}")
+
+
+def test_int16_scale_is_kaldis_scale():
+    """[-1, 1] input with int16_scale=True equals torchaudio on samples * 32768; without it, log-mel differs by log(32768^2)."""
+    signal = random_signal(16000).float()
+    scaled = audio.fbank(signal, int16_scale=True)
+    assert_close(scaled, torchaudio_fbank(signal * 32768, 16000, num_mel_bins=80), 1e-3, "int16 scale")
+    plain = audio.fbank(signal)
+    assert torch.allclose(scaled - plain, torch.full_like(plain, 2 * torch.log(torch.tensor(32768.0)).item()), atol=1e-3)
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+def test_frame_counts_for_every_length_near_the_edges(snip_edges):
+    for n in [0, 1, 2, 79, 80, 81, 199, 200, 399, 400, 401, 559, 560, 561, 1000, 16000]:
+        signal = random_signal(16000, seconds=1.0)[:n].float()
+        expected = kaldi.fbank(signal.unsqueeze(0), dither=0.0, snip_edges=snip_edges).shape[0] if n >= 400 or not snip_edges and n > 0 else 0
+        ours = audio.fbank(signal, snip_edges=snip_edges)
+        assert ours.shape == (expected, 80), f"{n} samples"
+        assert audio.frame_count(n, snip_edges=snip_edges) == expected
+        if n and expected:
+            assert_close(ours, kaldi.fbank(signal.unsqueeze(0), dither=0.0, snip_edges=snip_edges, energy_floor=0.0), 1e-3, f"{n} samples")
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+def test_batch_with_padding_equals_one_by_one(snip_edges):
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([16000, 3001, 399, 400, 0, 12345, 1, 81, 560])
+    waveforms = torch.randn(len(lengths), 16000, generator=generator) * 0.1
+    waveforms[:, :] += 5.0 * (torch.arange(16000) >= lengths.unsqueeze(1))  # loud junk in the padding must not leak
+    for module in (audio.Fbank(snip_edges=snip_edges, use_energy=True), audio.Mfcc(snip_edges=snip_edges)):
+        feats, frame_lengths = module(waveforms, lengths)
+        assert frame_lengths.tolist() == [audio.frame_count(n, snip_edges=snip_edges) for n in lengths.tolist()]
+        assert feats.shape == (len(lengths), int(frame_lengths.max()), module.num_features)
+        for i, n in enumerate(lengths.tolist()):
+            alone, _ = module(waveforms[i : i + 1, :n])
+            assert_close(feats[i, : frame_lengths[i]], alone[0], 1e-5, f"utterance {i} ({n} samples)")
+            assert (feats[i, frame_lengths[i] :] == 0).all()
+
+
+def test_leading_dimensions_are_a_batch():
+    signal = torch.stack([random_signal(16000, seed=s).float() for s in range(6)]).view(2, 3, -1)
+    feats = audio.fbank(signal)
+    assert feats.shape[:2] == (2, 3)
+    assert_close(feats[1, 2], audio.fbank(signal[1, 2]), 1e-5, "item [1, 2]")
+
+
+def test_float64_and_gradient():
+    signal = random_signal(16000, seconds=0.3).requires_grad_()
+    feats = audio.fbank(signal)
+    assert feats.dtype == torch.float64
+    assert_close(feats, torchaudio_fbank(signal.detach(), 16000, num_mel_bins=80), 1e-6, "float64")
+    feats.sum().backward()
+    assert signal.grad is not None and torch.isfinite(signal.grad).all() and signal.grad.abs().sum() > 0
+    small = random_signal(8000, seconds=0.06)[:480].requires_grad_()
+    check = lambda x: audio.mfcc(x, 8000, snip_edges=False, num_mel_bins=10, num_ceps=5)  # noqa: E731
+    assert torch.autograd.gradcheck(check, (small,), eps=1e-6, atol=1e-4)
+
+
+def test_module_buffers_stay_out_of_the_state_dict():
+    module = audio.Fbank()
+    assert module.state_dict() == {}
+    assert module.num_features == 80 and audio.Mfcc().num_features == 13
+
+
+def test_bad_options_and_inputs_are_clear_errors():
+    with pytest.raises(TypeError, match="unknown fbank option"):
+        audio.fbank(torch.zeros(1000), num_mel_bin=40)
+    with pytest.raises(ValueError, match="window_type"):
+        audio.fbank(torch.zeros(1000), window_type="hann")
+    with pytest.raises(ValueError, match="mel range"):
+        audio.fbank(torch.zeros(1000), 8000, high_freq=6000)
+    with pytest.raises(audio.AudioError, match="NaN"):
+        audio.fbank(torch.tensor([0.0, float("nan")] * 500))
+    with pytest.raises(audio.AudioError, match=r"\[1\]"):
+        audio.Fbank()(torch.tensor([[0.0] * 1000, [float("inf")] * 1000]), torch.tensor([1000, 1000]))
+    with pytest.raises(TypeError, match="floating point"):
+        audio.Fbank()(torch.zeros(1, 1000, dtype=torch.int16))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    lengths = torch.tensor([16000, 8000, 300])
+    waveforms = torch.randn(3, 16000) * 0.1
+    for snip_edges in (True, False):
+        module = audio.Fbank(snip_edges=snip_edges)
+        cpu, cpu_lengths = module(waveforms, lengths)
+        gpu, gpu_lengths = module.to("cuda")(waveforms.cuda(), lengths.cuda())
+        assert gpu_lengths.tolist() == cpu_lengths.tolist()
+        assert_close(gpu.cpu(), cpu, 1e-3, f"cuda snip_edges={snip_edges}")
+
+
+def test_all_windows_and_bins_cover_the_grid():
+    """Sanity: the parametrised grid above names every combination the issue asks for."""
+    combos = set(itertools.product(WINDOWS, (True, False), (23, 40, 80), (False, True), (8000, 16000)))
+    assert len(combos) == 5 * 2 * 3 * 2 * 2

@@ -1,0 +1,118 @@
+import sys
+
+import pytest
+import torch
+
+from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_loss, greedy_decode
+from tasr.text import train_tokenizer
+
+ARPA = """\\data\\
+ngram 1=6
+ngram 2=2
+
+\\1-grams:
+-1.0\t<unk>\t0
+-99\t<s>\t-0.3
+-1.0\t</s>\t0
+-0.5\tONE\t-0.3
+-6.0\tONA\t-0.3
+-0.5\tTWO\t-0.3
+
+\\2-grams:
+-0.2\t<s> ONE
+-0.2\tONE TWO
+
+\\end\\
+"""
+
+
+def peaked(tokenizer, text, frames_per_token=2, low=-8.0):
+    """Log-probs [1, T, V] that say `text`: each token on one frame, then a blank frame."""
+    ids = tokenizer.encode(text)
+    log_probs = torch.full((1, frames_per_token * len(ids) + 2, tokenizer.vocab_size), low)
+    log_probs[0, :, 0] = 0.0
+    for i, token in enumerate(ids):
+        log_probs[0, frames_per_token * i, 0] = low
+        log_probs[0, frames_per_token * i, token] = 0.0
+    return log_probs.log_softmax(-1)
+
+
+def test_head_gives_log_probabilities():
+    head = CTCHead(16, 7)
+    log_probs = head(torch.randn(2, 5, 16))
+    assert log_probs.shape == (2, 5, 7) and log_probs.dtype == torch.float32
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 5))
+
+
+def test_loss_is_mean_over_target_tokens_and_ignores_impossible_alignments():
+    torch.manual_seed(0)
+    log_probs = torch.randn(3, 20, 6).log_softmax(-1)
+    lengths = torch.tensor([20, 15, 2])
+    targets = torch.tensor([[1, 2, 3, 4], [5, 5, 1, 0], [1, 2, 3, 4]])
+    target_lengths = torch.tensor([4, 3, 4])  # the third cannot fit in 2 frames
+    per_utterance = ctc_loss(log_probs, lengths, targets, target_lengths, reduction="none")
+    assert per_utterance[2] == 0 and torch.isfinite(per_utterance).all()
+    reference = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1)[:, :2], targets[:2], lengths[:2],
+                                             target_lengths[:2], reduction="sum")
+    torch.testing.assert_close(ctc_loss(log_probs, lengths, targets, target_lengths, reduction="sum"), reference)
+    torch.testing.assert_close(ctc_loss(log_probs, lengths, targets, target_lengths), reference / 11)
+
+
+def test_greedy_merges_repeats_and_drops_blanks():
+    path = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0, 3, 3]])
+    log_probs = torch.nn.functional.one_hot(path, 5).float().log()
+    assert greedy_decode(log_probs, torch.tensor([10])) == [[1, 1, 2, 3]]
+    assert greedy_decode(log_probs, torch.tensor([5])) == [[1, 1, 2]]
+    assert greedy_decode(log_probs) == [[1, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_beam_search_agrees_with_greedy_on_peaked_input(kind):
+    tokenizer = train_tokenizer(["ONE TWO THREE FOUR"] * 10, kind, vocab_size=25)
+    first, second = peaked(tokenizer, "ONE TWO"), peaked(tokenizer, "TWO THREE FOUR")
+    lengths = torch.tensor([first.shape[1], second.shape[1]])
+    padding = torch.zeros(1, second.shape[1] - first.shape[1], tokenizer.vocab_size)
+    log_probs = torch.cat([torch.cat([first, padding], 1), second], 0)
+    beam = BeamSearchDecoder(tokenizer.tokens, beam_size=8)(log_probs, lengths)
+    greedy = greedy_decode(log_probs, lengths)
+    assert [tokenizer.decode(ids) for ids in beam] == [tokenizer.decode(ids) for ids in greedy]
+    assert [tokenizer.decode(ids) for ids in beam] == ["ONE TWO", "TWO THREE FOUR"]
+
+
+def test_lexicon_and_language_model_steer_the_search(tmp_path):
+    tokenizer = train_tokenizer(["ONE TWO ONA"], "char")
+    log_probs = peaked(tokenizer, "ONE TWO")
+    e, a = tokenizer.encode("E")[0], tokenizer.encode("A")[0]
+    log_probs[0, 4, e], log_probs[0, 4, a] = -0.5, 0.0  # acoustically "ONA" is a little better
+    log_probs = log_probs.log_softmax(-1)
+    assert tokenizer.decode(greedy_decode(log_probs)[0]) == "ONA TWO"
+    words = {w: tokenizer.spell(w) for w in ["ONE", "ONA", "TWO"]}
+    no_lm = BeamSearchDecoder(tokenizer.tokens, beam_size=10, lexicon=words)
+    assert tokenizer.decode(no_lm(log_probs)[0]) == "ONA TWO"
+    (tmp_path / "lm.arpa").write_text(ARPA)
+    with_lm = BeamSearchDecoder(tokenizer.tokens, beam_size=10, lm=str(tmp_path / "lm.arpa"), lexicon=words,
+                                lm_weight=1.0)
+    assert tokenizer.decode(with_lm(log_probs)[0]) == "ONE TWO"
+    with pytest.raises(ValueError, match="lexicon"):
+        BeamSearchDecoder(tokenizer.tokens, lm=str(tmp_path / "lm.arpa"))
+    with pytest.raises(FileNotFoundError):
+        BeamSearchDecoder(tokenizer.tokens, lm=str(tmp_path / "missing.arpa"), lexicon=words)
+
+
+def test_missing_flashlight_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flashlight.lib.text.decoder", None)
+    with pytest.raises(ImportError, match="pip install flashlight-text"):
+        BeamSearchDecoder(["<blank>", "a"])
+
+
+def test_align_gives_token_spans_in_order():
+    tokenizer = train_tokenizer(["ONE TWO"], "char")
+    log_probs = peaked(tokenizer, "ONE TWO", frames_per_token=3)
+    tokens = tokenizer.encode("ONE TWO")
+    spans = align(log_probs[0], tokens)
+    assert [s.token for s in spans] == tokens
+    assert [(s.start, s.end) for s in spans] == [(3 * i, 3 * i + 1) for i in range(len(tokens))]
+    assert all(0.99 < s.score <= 1.0 for s in spans)
+    assert align(log_probs, []) == []
+    with pytest.raises(ValueError, match="cannot be aligned"):
+        align(log_probs[0, :3], tokens)
