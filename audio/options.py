@@ -103,6 +103,8 @@ class FbankOptions:
 
 
 _GROUPS = (FrameOptions, MelOptions, FbankOptions)
+FBANK_ONLY = {"use_log_fbank", "use_power"}
+MFCC_ONLY = {"num_ceps", "cepstral_lifter"}
 OPTION_NAMES = tuple(field.name for group in _GROUPS for field in dataclasses.fields(group))
 
 
@@ -113,6 +115,9 @@ def split_options(kind: str, sample_rate: float, options: dict):
         raise TypeError(f"unknown {kind} option(s): {', '.join(unknown)}; known options: {', '.join(OPTION_NAMES)}")
     if "sample_rate" in options:
         raise TypeError("give sample_rate as its own argument")
+    foreign = sorted(set(options) & {"fbank": MFCC_ONLY, "mfcc": FBANK_ONLY}[kind])
+    if foreign:
+        raise TypeError(f"{', '.join(foreign)}: not {kind} option(s) (Kaldi's {kind} has no such option)")
     defaults = {"fbank": {}, "mfcc": {"num_mel_bins": 23, "use_energy": True}}[kind]
     values = {**defaults, **options, "sample_rate": float(sample_rate)}
     groups = tuple(

@@ -63,11 +63,13 @@ def vtln_warp_freq(vtln_low, vtln_high, low_freq, high_freq, warp, freq):
 
 
 def mel_banks(frame: FrameOptions, mel: MelOptions) -> torch.Tensor:
-    """Kaldi's triangular filters as a matrix `[padded_window_size // 2 + 1, num_mel_bins]` (float64).
+    """Kaldi's triangular filters as a matrix `[padded_window_size // 2 + 1, num_mel_bins]` (float64 values).
 
     Filter b spans mels (m_low + b d, m_low + (b + 2) d) with its peak at m_low + (b + 1) d,
     d = (m_high - m_low) / (num_bins + 1). FFT bin i (frequency i * rate / fft_size) gets the
     triangle's height at its mel value; bins on the edges and the Nyquist bin get 0, as in Kaldi.
+    Computed in float32 like Kaldi (BaseFloat) and torchaudio: where a band holds almost no energy
+    next to a loud one, the weights' last bits decide the log, so we round as they do.
     """
     low_freq, high_freq = mel.edges(frame.sample_rate)
     num_bins = mel.num_mel_bins
@@ -80,23 +82,26 @@ def mel_banks(frame: FrameOptions, mel: MelOptions) -> torch.Tensor:
             f"bad VTLN settings: need low_freq < vtln_low < vtln_high < high_freq, got {low_freq}, "
             f"{mel.vtln_low}, {vtln_high}, {high_freq}"
         )
-    mel_low, mel_high = mel_scale(low_freq), mel_scale(high_freq)
+    f32 = torch.float32
+    mel_low = 1127.0 * math.log(1.0 + low_freq / 700.0)
+    mel_high = 1127.0 * math.log(1.0 + high_freq / 700.0)
     delta = (mel_high - mel_low) / (num_bins + 1)
-    b = torch.arange(num_bins, dtype=torch.float64).unsqueeze(1)
-    left, center, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta
+    b = torch.arange(num_bins, dtype=f32).unsqueeze(1)
+    left, center, right = mel_low + b * delta, mel_low + (b + 1.0) * delta, mel_low + (b + 2.0) * delta
     if mel.vtln_warp != 1.0:
-        warp = lambda m: mel_scale(  # noqa: E731 (Kaldi warps the edges of each filter in Hz)
-            vtln_warp_freq(mel.vtln_low, vtln_high, low_freq, high_freq, mel.vtln_warp, inverse_mel_scale(m))
-        )
+        def warp(m):  # Kaldi warps the edges of each filter in Hz
+            hz = vtln_warp_freq(mel.vtln_low, vtln_high, low_freq, high_freq, mel.vtln_warp, inverse_mel_scale(m))
+            return mel_scale(hz).to(f32)
+
         left, center, right = warp(left), warp(center), warp(right)
-    freq = frame.sample_rate / fft_size * torch.arange(num_fft_bins, dtype=torch.float64)
-    m = mel_scale(freq).unsqueeze(0)
+    freq = frame.sample_rate / fft_size * torch.arange(num_fft_bins, dtype=f32)
+    m = (1127.0 * (1.0 + freq / 700.0).log()).unsqueeze(0)
     up = (m - left) / (center - left)
     down = (right - m) / (right - center)
     weights = torch.where(m <= center, up, down)
-    weights = torch.where((m > left) & (m < right), weights, torch.zeros(()))
+    weights = torch.where((m > left) & (m < right), weights, torch.zeros((), dtype=f32))
     banks = torch.zeros(num_fft_bins + 1, num_bins, dtype=torch.float64)
-    banks[:num_fft_bins] = weights.T
+    banks[:num_fft_bins] = weights.T.double()
     return banks
 
 

@@ -10,6 +10,7 @@
 """
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -102,11 +103,13 @@ class BeamSearchDecoder:
     "▁" (a token of its own for characters, the start of a piece for SentencePiece).
     lm: path to a KenLM model (ARPA or binary) over words; it needs `lexicon`, a dict
     word -> token strings or a lexicon file ("word tok tok ..." per line); only words in the
-    lexicon can then be output. lm_weight, word_score, beam_size, beam_threshold: as in
-    torchaudio.models.decoder.ctc_decoder. Without lm, decoding is lexicon-free.
+    lexicon can then be output (a lexicon without lm restricts the output the same way).
+    lm_weight, word_score, beam_size, beam_threshold, unk_score: as in
+    torchaudio.models.decoder.ctc_decoder. Without a lexicon, decoding is lexicon-free.
 
     `__call__(log_probs [B, T, V], lengths [B])` returns a list of token-id lists (the best
-    hypothesis for each utterance; blanks and repeats removed).
+    hypothesis for each utterance; blanks and repeats removed). With a lexicon, they are the
+    spellings of the completed words, joined by "▁" when that is a token of its own.
     """
 
     def __init__(self, tokens, beam_size: int = 10, lm=None, lexicon=None, lm_weight: float = 2.0,
@@ -120,43 +123,52 @@ class BeamSearchDecoder:
         self.tokens = list(tokens)
         if len(set(self.tokens)) != len(self.tokens):
             raise ValueError("token strings must be distinct")
-        self._lexicon_file = None
         if lm is not None:
             if not os.path.isfile(lm):
                 raise FileNotFoundError(f"language model {lm} not found")
             if lexicon is None:
                 raise ValueError("a word language model needs a lexicon (word -> tokens)")
-            if isinstance(lexicon, dict):
-                lexicon = self._write_lexicon(lexicon)
-        elif lexicon is not None and isinstance(lexicon, dict):
-            lexicon = self._write_lexicon(lexicon)
-        # Silence: characters have a word-boundary token; SentencePiece does not, and then the
-        # blank doubles as the "silence" flashlight needs between words.
+        # word -> token ids, used to write out the words of a lexicon search (flashlight's token
+        # path may end inside a word that was never completed)
+        self.spellings = None if lexicon is None else self._check_lexicon(lexicon)
+        # Silence: characters have a word-boundary token "▁"; without one (SentencePiece pieces
+        # carry "▁" themselves), the blank doubles as the "silence" flashlight needs.
         sil = "▁" if "▁" in self.tokens else self.tokens[BLANK]
         self.sil = self.tokens.index(sil)
-        self.decoder = ctc_decoder(
-            lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=1, beam_size=beam_size,
-            beam_threshold=beam_threshold, lm_weight=lm_weight if lm else 0.0,
-            word_score=word_score, unk_score=unk_score, sil_score=0.0, log_add=False,
-            blank_token=self.tokens[BLANK], sil_token=sil, unk_word="<unk>")
+        lexicon_file = None
+        try:
+            if self.spellings is not None:
+                with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
+                    for word, ids in self.spellings.items():
+                        f.write(f"{word} {' '.join(self.tokens[i] for i in ids)}\n")
+                lexicon_file = f.name
+            self.decoder = ctc_decoder(
+                lexicon=lexicon_file, tokens=self.tokens, lm=lm, nbest=1, beam_size=beam_size,
+                beam_threshold=beam_threshold, lm_weight=lm_weight if lm else 0.0,
+                word_score=word_score, unk_score=unk_score, sil_score=0.0, log_add=False,
+                blank_token=self.tokens[BLANK], sil_token=sil, unk_word="<unk>")
+        finally:
+            if lexicon_file:
+                os.unlink(lexicon_file)
 
-    def _write_lexicon(self, lexicon: dict) -> str:
-        import tempfile
-
-        known = set(self.tokens)
-        with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
-            for word, spelling in lexicon.items():
-                if spelling and all(t in known for t in spelling) and not any(c.isspace() for c in word):
-                    f.write(f"{word} {' '.join(spelling)}\n")
-        self._lexicon_file = f.name
-        return f.name
-
-    def __del__(self):
-        if getattr(self, "_lexicon_file", None):
-            try:
-                os.unlink(self._lexicon_file)
-            except OSError:
-                pass
+    def _check_lexicon(self, lexicon) -> dict:
+        """{word: token ids} from a dict word -> token strings or a file "word tok tok ..."; first spelling wins."""
+        if not isinstance(lexicon, dict):
+            entries = {}
+            with open(lexicon, encoding="utf-8") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 2:
+                        entries.setdefault(fields[0], fields[1:])
+            lexicon = entries
+        ids = {t: i for i, t in enumerate(self.tokens)}
+        spellings = {}
+        for word, spelling in lexicon.items():
+            if spelling and all(t in ids for t in spelling) and word and not any(c.isspace() for c in word):
+                spellings.setdefault(word, [ids[t] for t in spelling])
+        if not spellings:
+            raise ValueError("no lexicon word can be spelled with the model's tokens")
+        return spellings
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[int]]:
         emissions = log_probs.detach().float().cpu().contiguous()
@@ -166,6 +178,15 @@ class BeamSearchDecoder:
         for hypotheses in self.decoder(emissions, lengths):
             if not hypotheses:
                 results.append([])
+                continue
+            if self.spellings is not None:  # the completed words, spelled
+                ids = []
+                for word in hypotheses[0].words:
+                    spelling = self.spellings.get(word)
+                    if spelling:  # a boundary token between words unless the piece has its own "▁"
+                        joint = ids and self.sil != BLANK and not self.tokens[spelling[0]].startswith("▁")
+                        ids += ([self.sil] if joint else []) + spelling
+                results.append(ids)
                 continue
             ids = hypotheses[0].tokens.tolist()  # blanks and repeats already removed
             # flashlight pads the path with one silence frame before and after the input

@@ -284,10 +284,15 @@ def shard(batch: list[int], rank: int, world_size: int) -> list[int]:
     return batch[rank::world_size]
 
 
-def make_loader(dataset: SpeechDataset, batches: list[list[int]], num_workers: int = 0):
-    """A DataLoader yielding `Batch`es for the given (already sharded) index lists, in order."""
+def make_loader(dataset: SpeechDataset, batches: list[list[int]], num_workers: int = 0, seed: int = 0):
+    """A DataLoader yielding `Batch`es for the given (already sharded) index lists, in order.
+
+    It has its own random generator (seeded with `seed`), so starting it does not draw from the
+    global torch RNG (which a resumed run restores for SpecAugment and dropout).
+    """
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
         pin_memory=False, prefetch_factor=4 if num_workers > 0 else None,
         persistent_workers=False,
     )

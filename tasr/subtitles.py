@@ -95,6 +95,12 @@ def segment(words: list[Word], duration: float, pause_s: float = 0.5, max_line: 
     segments = []
     for i, group in enumerate(groups):
         start = min(max(group[0].start, segments[-1].end if segments else 0.0), duration)
+        if start > duration - 0.001 and segments:  # no room left at the very end: join the last cue
+            last = segments[-1]
+            last.words += group
+            last.lines = wrap(" ".join(w.text for w in last.words), max_line)
+            continue
+        start = min(start, max(0.0, duration - 0.001))
         end = min(max(group[-1].end, start), duration)
         next_start = groups[i + 1][0].start if i + 1 < len(groups) else duration
         end = max(end, min(start + min_show_s, next_start, duration))

@@ -130,6 +130,10 @@ class SentencePieceTokenizer:
         lines = [line for line in (normalize(t, lowercase) for t in texts) if line]
         if not lines:
             raise TasrError(f"cannot train a {kind} tokenizer: the training text is empty")
+        needed = len(set("".join(lines)) - {" "}) + 3  # every character, "▁", <unk> and the blank
+        if vocab_size < needed:
+            raise TasrError(f"vocab_size {vocab_size} is too small for this text: its characters alone "
+                            f"need {needed} tokens (with the blank, <unk> and the word boundary)")
         model = io.BytesIO()
         try:
             sentencepiece.SentencePieceTrainer.train(

@@ -28,6 +28,7 @@ import csv
 import math
 import os
 import random
+import re
 import sys
 import time
 from contextlib import nullcontext
@@ -101,7 +102,22 @@ def load_config(path, overrides=()) -> dict:
     return config
 
 
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _numbers(value):
+    """YAML 1.1 reads 1e-3 (no dot) as a string: make such strings the numbers they mean."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def _merge(config: dict, given: dict, where: str, prefix=""):
+    given = _numbers(given)
     for key, value in given.items():
         if key not in config and not prefix.startswith(("model.", "tokenizer.")):
             raise TasrError(f"{where}: unknown setting {prefix}{key} (known: {', '.join(config)})")
@@ -438,6 +454,7 @@ class Trainer:
                 seed_everything(config["seed"] + 1000 * self.step + procs.rank)
         else:
             seed_everything(config["seed"] + procs.rank)  # different SpecAugment/dropout per rank
+        self.last_plot = 0.0
         self.log = TrainLog(self.exp, self.step if resume is not None else None) if procs.main else None
         if procs.main and resume is None:
             data.atomic_write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -455,16 +472,19 @@ class Trainer:
 
     def _resume_checkpoint(self):
         self.resume_path = None
+        if self.args.resume_from:
+            self.resume_path = Path(self.args.resume_from)
+            return load_checkpoint(self.resume_path)
+        paths = checkpoint_paths(self.checkpoints)
         if not self.args.resume:
+            if paths:
+                raise TasrError(f"{self.checkpoints} holds checkpoints of an earlier run: add --resume to continue "
+                                f"it, or use another --exp-dir")
             return None
-        if self.args.resume == "latest":
-            paths = checkpoint_paths(self.checkpoints)
-            if not paths:
-                self._print(f"--resume: no checkpoint in {self.checkpoints}, starting from scratch")
-                return None
-            self.resume_path = paths[-1]
-        else:
-            self.resume_path = Path(self.args.resume)
+        if not paths:
+            self._print(f"--resume: no checkpoint in {self.checkpoints}, starting from scratch")
+            return None
+        self.resume_path = paths[-1]
         return load_checkpoint(self.resume_path)
 
     def _bad(self, utt_id: str, reason: str, kind: str, split: str):
@@ -532,7 +552,8 @@ class Trainer:
             self.step_position = self.position
             self.train_set.set_epoch(self.epoch)
             local = [data.shard(b, procs.rank, procs.world_size) for b in batches[self.position:]]
-            loader = data.make_loader(self.train_set, local, config["batching"]["num_workers"])
+            loader = data.make_loader(self.train_set, local, config["batching"]["num_workers"],
+                                      seed=config["seed"] * 100_003 + self.epoch)
             bar = tqdm(total=len(batches), initial=self.position, desc=f"epoch {self.epoch + 1}", unit="batch",
                        disable=not procs.main, dynamic_ncols=True, leave=False)
             self.model.train()
@@ -572,6 +593,7 @@ class Trainer:
         if procs.main:
             from tasr.average import write_final_model
 
+            self.log.plot()
             final = write_final_model(self.checkpoints, self.exp / "model.pt", config["average"], config["best_metric"])
             self._print(f"trained {self.step} steps in {time.time() - started:.0f} s; model: {self.exp / 'model.pt'} "
                         f"({final}); skipped utterances: {self.skipped.summary()}")
@@ -672,7 +694,9 @@ class Trainer:
         if self.log:
             self.log.add(epoch=self.epoch, step=self.step, split="valid", loss=metrics["loss"], wer=metrics["wer"],
                          cer=metrics["cer"], skipped=self.skipped.total)
-            self.log.plot()
+            if time.time() - self.last_plot > 60:  # the curves of a long run, now and then (and at the end)
+                self.log.plot()
+                self.last_plot = time.time()
         self._print(f"epoch {self.epoch} step {self.step}: valid loss {metrics['loss']:.4f}, "
                     f"WER {100 * metrics['wer']:.2f}%, CER {100 * metrics['cer']:.2f}% "
                     f"({len(refs)} utterances); skipped so far: {self.skipped.summary()}")
@@ -714,8 +738,9 @@ def add_arguments(parser):
     parser.add_argument("--train", required=True, help="training manifest (JSONL)")
     parser.add_argument("--valid", required=True, help="validation manifest (JSONL)")
     parser.add_argument("--exp-dir", required=True, help="experiment folder for checkpoints, logs and model.pt")
-    parser.add_argument("--resume", nargs="?", const="latest", default=None,
-                        help="continue from the latest checkpoint of --exp-dir (or the given checkpoint file)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint of --exp-dir (from scratch if there is none)")
+    parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint file")
     parser.add_argument("--tokenizer", help="a tokenizer.json to use instead of training one")
     parser.add_argument("--cmvn", help="a cmvn.json (from `tasr cmvn`) instead of computing it")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")

@@ -133,6 +133,7 @@ def test_window_edge_cases(backend):
         )
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_flex_eager_equals_dense_forward():
     """The flex backend's block mask and mask function, through uncompiled FlexAttention (CPU)."""
     for T, left, right in [(1, 0, 0), (37, 7, 1), (300, 64, 16), (260, None, 5), (200, None, None), (700, 130, 0)]:

@@ -69,7 +69,7 @@ join_manifests() {  # SETS TARGET: concatenate the subsets' manifests (nothing t
 }
 
 tokenizer() {
-  tasr tokenizer --config "$config" --manifest "$(manifest_of train "$train_sets")" --out "$exp_dir/tokenizer.json"
+  tasr tokenizer $(tokenizer_options) --manifest "$(manifest_of train "$train_sets")" --out "$exp_dir/tokenizer.json"
 }
 
 cmvn() {

@@ -39,7 +39,7 @@ check() {
 }
 
 tokenizer() {
-  tasr tokenizer --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/tokenizer.json"
+  tasr tokenizer $(tokenizer_options) --manifest "$data_dir/train.jsonl" --out "$exp_dir/tokenizer.json"
 }
 
 cmvn() {

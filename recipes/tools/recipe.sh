@@ -17,6 +17,8 @@
 #                        runs COMMAND unless TARGET exists and was made by the same command
 #                        line (kept in TARGET.made-by): data shared by several experiments is
 #                        made once, and made again when its options change.
+#   config_value FILE KEY DEFAULT
+#                        a value of the YAML config FILE (KEY dotted: tokenizer.kind), or DEFAULT.
 #   train_command        `tasr train`, or `torchrun --nproc_per_node $ngpu -m tasr train`
 #                        when --ngpu is more than 1.
 #
@@ -106,7 +108,7 @@ run_stage() {
     echo "$0: stage $number ($name) failed with exit status $status; see $log" >&2
     exit 1
   fi
-  date -u '+%F %T' > "$marker"
+  echo "finished $(date -u '+%F %T') UTC after $((SECONDS - start))s" > "$marker"
   echo "stage $number ($name): done in $((SECONDS - start)) s"
 }
 
@@ -120,6 +122,23 @@ once() {
   rm -f "$target.made-by"
   "$@"
   echo "$*" > "$target.made-by"
+}
+
+config_value() {
+  python - "$1" "$2" "$3" <<'PY'
+import sys, yaml
+value = yaml.safe_load(open(sys.argv[1])) or {}
+for part in sys.argv[2].split("."):
+    value = value.get(part) if isinstance(value, dict) else None
+print(sys.argv[3] if value is None else str(value).lower() if isinstance(value, bool) else value)
+PY
+}
+
+tokenizer_options() {  # tasr tokenizer options from the config's `tokenizer` section
+  local kind
+  kind=$(config_value "$config" tokenizer.kind char)
+  echo "--kind $kind --vocab-size $(config_value "$config" tokenizer.vocab_size 500)" \
+    "$([ "$(config_value "$config" tokenizer.lowercase false)" = true ] && echo --lowercase)"
 }
 
 train_command() {

@@ -1,0 +1,270 @@
+"""Decode a manifest with a model and score it: `tasr decode --model m.pt --manifest test.jsonl --out dir`.
+
+Writes into `--out`:
+
+    hyp.txt        "<id> <hypothesis>" per utterance (Kaldi text format, manifest order)
+    ref.txt        "<id> <reference>" (normalised as the tokenizer normalises text)
+    errors.txt     per utterance: WER and S/D/I counts, then the aligned REF/HYP words
+                   (*** marks a missing word; S, D, I under the words mark the errors)
+    summary.json   WER, CER, substitutions/deletions/insertions/hits (jiwer), sentence error
+                   rate, audio seconds, compute seconds, real-time factor, skipped utterances
+
+and prints a one-line summary. WER counts words; CER counts characters, spaces included.
+The real-time factor is compute time (features, network, search) / audio duration; reading the
+audio files is timed separately (`load_seconds`).
+
+Search: greedy by default; `--beam N` uses the CTC beam search (flashlight-text) and `--lm`
+a KenLM word n-gram (ARPA or binary) with `--lexicon` (a "word tok tok ..." file); for an ARPA
+LM without `--lexicon` the lexicon is built by spelling the LM's unigrams with the tokenizer.
+
+An utterance whose audio cannot be read is reported on stderr with its id and the reason, left
+out of the scores and listed under "skipped" in summary.json; every other utterance is still
+decoded and written. The exit status is then 1 (0 with `--allow-skips`).
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tasr.errors import TasrError
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", required=True, help="model file (written by tasr train / tasr average)")
+    parser.add_argument("--manifest", required=True, help="JSONL manifest with id, audio, duration, text")
+    parser.add_argument("--out", required=True, help="folder for hyp.txt, ref.txt, errors.txt, summary.json")
+    parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam size (default: greedy search)")
+    parser.add_argument("--lm", default=None, help="KenLM word language model (ARPA or binary); needs --beam")
+    parser.add_argument("--lexicon", default=None, help="lexicon file 'word tok tok ...' for --lm "
+                                                          "(default for an ARPA LM: its words, spelled by the tokenizer)")
+    parser.add_argument("--lm-weight", type=float, default=2.0, help="language model weight (default 2.0)")
+    parser.add_argument("--word-score", type=float, default=0.0, help="score added per word (default 0.0)")
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
+    parser.add_argument("--num-workers", type=int, default=0, help="audio-loading processes (default 0)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
+    parser.add_argument("--allow-skips", action="store_true",
+                        help="exit with status 0 even when unreadable utterances were skipped")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TasrError(f"--device {name!r}: not a device (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TasrError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+# ---------------------------------------------------------------- scoring
+
+def score(refs: list[str], hyps: list[str]) -> dict:
+    """WER/CER and error counts of hypotheses against references (jiwer); empty lists give zeros."""
+    import jiwer
+
+    if not refs:
+        return {"utterances": 0, "words": 0, "wer": 0.0, "cer": 0.0, "substitutions": 0, "deletions": 0,
+                "insertions": 0, "hits": 0, "sentence_error_rate": 0.0}
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    return {
+        "utterances": len(refs),
+        "words": sum(len(r) for r in words.references),
+        "wer": words.wer,
+        "cer": chars.cer,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
+        "hits": words.hits,
+        "sentence_error_rate": sum(r != h for r, h in zip(words.references, words.hypotheses)) / len(refs),
+    }
+
+
+def error_report(utt_ids: list[str], refs: list[str], hyps: list[str]) -> str:
+    """Per utterance: id, WER and S/D/I counts, then REF/HYP aligned word by word with error marks."""
+    import jiwer
+
+    if not refs:
+        return ""
+    words = jiwer.process_words(refs, hyps)
+    blocks = []
+    for utt_id, ref, hyp, chunks in zip(utt_ids, words.references, words.hypotheses, words.alignments):
+        ref_row, hyp_row, marks = [], [], []
+        counts = {"S": 0, "D": 0, "I": 0}
+        for chunk in chunks:
+            r = ref[chunk.ref_start_idx : chunk.ref_end_idx]
+            h = hyp[chunk.hyp_start_idx : chunk.hyp_end_idx]
+            mark = {"equal": "", "substitute": "S", "delete": "D", "insert": "I"}[chunk.type]
+            for i in range(max(len(r), len(h))):
+                a = r[i] if i < len(r) else "***"
+                b = h[i] if i < len(h) else "***"
+                width = max(len(a), len(b), 1)
+                ref_row.append(a.ljust(width))
+                hyp_row.append(b.ljust(width))
+                marks.append(mark.ljust(width))
+                if mark:
+                    counts[mark] += 1
+        errors = sum(counts.values())
+        rate = errors / len(ref) if ref else float(errors > 0)
+        blocks.append(
+            f"{utt_id} WER {100 * rate:.1f}% (S={counts['S']} D={counts['D']} I={counts['I']}, {len(ref)} words)\n"
+            f"REF: {' '.join(ref_row).rstrip()}\nHYP: {' '.join(hyp_row).rstrip()}\n"
+            f"     {' '.join(marks).rstrip()}\n")
+    return "\n".join(blocks)
+
+
+# ---------------------------------------------------------------- beam search set-up
+
+def arpa_words(path) -> list[str]:
+    """The words (unigrams) of an ARPA language model, without <s>, </s> and <unk>."""
+    words, in_unigrams = [], False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("\\"):
+                if in_unigrams:
+                    break
+                in_unigrams = line == "\\1-grams:"
+                continue
+            if in_unigrams and line:
+                fields = line.split()
+                if len(fields) >= 2 and fields[1] not in ("<s>", "</s>", "<unk>"):
+                    words.append(fields[1])
+    return words
+
+
+def build_lexicon(lm: str, lexicon: str | None, tokenizer):
+    """The lexicon argument of BeamSearchDecoder: a lexicon file, or the LM's words spelled by the tokenizer."""
+    if lexicon:
+        if not Path(lexicon).is_file():
+            raise TasrError(f"--lexicon {lexicon}: no such file")
+        return lexicon
+    with open(lm, "rb") as f:
+        is_arpa = b"\\data\\" in f.read(4096)
+    if not is_arpa:
+        raise TasrError(f"--lm {lm} is a binary KenLM model: give its words with --lexicon")
+    words = arpa_words(lm)
+    if not words:
+        raise TasrError(f"--lm {lm}: no unigrams found in the ARPA file")
+    unk = tokenizer.tokens[1]
+    lexicon = {word: spelling for word in words if unk not in (spelling := tokenizer.spell(word))}
+    if not lexicon:
+        raise TasrError(f"--lm {lm}: none of its words can be spelled with the model's tokens (letter case?)")
+    return lexicon
+
+
+def make_search(model, args):
+    """A function log_probs, lengths -> token-id lists (greedy or beam)."""
+    if args.lm and not args.beam:
+        raise TasrError("--lm needs --beam N")
+    if args.beam is not None and args.beam < 1:
+        raise TasrError(f"--beam must be >= 1, got {args.beam}")
+    if not args.beam:
+        return lambda log_probs, lengths: model.decode(log_probs, lengths)
+    from models.ctc import BeamSearchDecoder
+
+    lexicon = None
+    if args.lm:
+        if not Path(args.lm).is_file():
+            raise TasrError(f"--lm {args.lm}: no such file")
+        lexicon = build_lexicon(args.lm, args.lexicon, model.tokenizer)
+    elif args.lexicon:
+        lexicon = build_lexicon(None, args.lexicon, model.tokenizer)
+    try:
+        decoder = BeamSearchDecoder(model.tokenizer.tokens, beam_size=args.beam, lm=args.lm, lexicon=lexicon,
+                                    lm_weight=args.lm_weight, word_score=args.word_score)
+    except ImportError as error:
+        raise TasrError(str(error)) from None
+    except (ValueError, RuntimeError) as error:
+        raise TasrError(f"cannot set up the beam search: {str(error).splitlines()[-1]}") from None
+    return decoder
+
+
+# ---------------------------------------------------------------- the command
+
+def decode_manifest(model, items, search, device, batch_size=16, num_workers=0):
+    """Decode manifest `items`: ({id: hypothesis}, [(id, reason) skipped], compute seconds, load seconds)."""
+    from tasr import data
+
+    dataset = data.SpeechDataset(items, None, model.sample_rate)
+    order = sorted(range(len(items)), key=lambda i: -items[i]["duration"])  # little padding per batch
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    hyps, skipped = {}, []
+    compute = load = 0.0
+    progress = tqdm(total=len(items), desc="decode", unit="utt", disable=None)
+    started = time.perf_counter()
+    for batch in data.make_loader(dataset, batches, num_workers):
+        load += time.perf_counter() - started
+        for utt_id, reason in batch.skipped:
+            skipped.append((utt_id, reason))
+            tqdm.write(f"tasr decode: skipping {utt_id}: {reason}", file=sys.stderr)
+        if len(batch):
+            started = time.perf_counter()
+            with torch.inference_mode():
+                log_probs, out_lengths = model(batch.waveforms.to(device), batch.lengths.to(device))
+                token_ids = search(log_probs, out_lengths)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            compute += time.perf_counter() - started
+            for utt_id, ids in zip(batch.ids, token_ids):
+                hyps[utt_id] = model.tokenizer.decode(ids)
+        progress.update(len(batch) + len(batch.skipped))
+        started = time.perf_counter()
+    progress.close()
+    return hyps, skipped, compute, load
+
+
+def main(args):
+    from tasr import data
+    from tasr.model import SpeechRecognizer
+    from tasr.text import normalize
+
+    if args.batch_size < 1:
+        raise TasrError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = pick_device(args.device)
+    model = SpeechRecognizer.load(args.model, map_location=device)
+    items = data.read_manifest(args.manifest)
+    search = make_search(model, args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    hyps, skipped, compute, load = decode_manifest(model, items, search, device, args.batch_size, args.num_workers)
+
+    decoded = [item for item in items if item["id"] in hyps]
+    lowercase = getattr(model.tokenizer, "lowercase", False)
+    ids = [item["id"] for item in decoded]
+    refs = [normalize(str(item["text"]), lowercase) for item in decoded]
+    hyp_list = [hyps[i] for i in ids]
+    data.atomic_write_text(out / "hyp.txt", "".join(f"{i} {h}\n" for i, h in zip(ids, hyp_list)))
+    data.atomic_write_text(out / "ref.txt", "".join(f"{i} {r}\n" for i, r in zip(ids, refs)))
+    data.atomic_write_text(out / "errors.txt", error_report(ids, refs, hyp_list))
+    audio_seconds = sum(item["duration"] for item in decoded)
+    summary = {
+        **score(refs, hyp_list),
+        "audio_seconds": round(audio_seconds, 3),
+        "compute_seconds": round(compute, 3),
+        "load_seconds": round(load, 3),
+        "rtf": compute / audio_seconds if audio_seconds else None,
+        "search": f"beam {args.beam}" if args.beam else "greedy",
+        "lm": args.lm,
+        "device": str(device),
+        "model": str(args.model),
+        "manifest": str(args.manifest),
+        "skipped": [{"id": i, "reason": r} for i, r in skipped],
+    }
+    data.atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    s = summary
+    rtf = "n/a" if s["rtf"] is None else f"{s['rtf']:.4f}"
+    line = (f"WER {100 * s['wer']:.2f}% [S={s['substitutions']} D={s['deletions']} I={s['insertions']} / "
+            f"{s['words']} words], CER {100 * s['cer']:.2f}%, {s['utterances']} utterances, RTF {rtf} "
+            f"({s['search']}, {device}) -> {out}")
+    if skipped:
+        line += f"; {len(skipped)} unreadable utterance(s) skipped (see summary.json)"
+    print(line)
+    return 1 if skipped and not args.allow_skips else 0

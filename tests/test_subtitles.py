@@ -1,0 +1,154 @@
+"""Segments, line wrapping and the five output formats, checked with strict parsers."""
+
+import csv
+import io
+import json
+import random
+import re
+
+import pytest
+
+from tasr.subtitles import Transcript, segment, timestamp, to_json, to_srt, to_tsv, to_txt, to_vtt, wrap, write_transcript
+from tasr.timestamps import Word
+
+SRT_TIME = r"(\d{2}):([0-5]\d):([0-5]\d),(\d{3})"
+VTT_TIME = r"(\d{2}):([0-5]\d):([0-5]\d)\.(\d{3})"
+
+
+def seconds(match_groups):
+    h, m, s, ms = (int(g) for g in match_groups)
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def parse_srt(text: str, duration: float):
+    """Strict SubRip: numbered cues from 1, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, 1-2 text lines, a
+    blank line after each; times increasing, not overlapping, within [0, duration]."""
+    cues = []
+    if not text:
+        return cues
+    assert text.endswith("\n\n") and "\r" not in text
+    for number, block in enumerate(text[:-2].split("\n\n"), 1):
+        lines = block.split("\n")
+        assert lines[0] == str(number), block
+        m = re.fullmatch(SRT_TIME + " --> " + SRT_TIME, lines[1])
+        assert m, lines[1]
+        cues.append((seconds(m.groups()[:4]), seconds(m.groups()[4:]), lines[2:]))
+    check_cues(cues, duration)
+    return cues
+
+
+def parse_vtt(text: str, duration: float):
+    """Strict WebVTT (the subset we write): header, then cues of a timing line and 1-2 text lines."""
+    assert text.startswith("WEBVTT\n\n")
+    body = text[len("WEBVTT\n\n"):]
+    cues = []
+    if body:
+        assert body.endswith("\n\n")
+        for block in body[:-2].split("\n\n"):
+            lines = block.split("\n")
+            m = re.fullmatch(VTT_TIME + " --> " + VTT_TIME, lines[0])
+            assert m, lines[0]
+            assert not any("-->" in line for line in lines[1:])
+            cues.append((seconds(m.groups()[:4]), seconds(m.groups()[4:]), lines[1:]))
+    check_cues(cues, duration)
+    return cues
+
+
+def check_cues(cues, duration):
+    previous_end = 0.0
+    for start, end, lines in cues:
+        assert previous_end <= start < end <= duration + 1e-3, (previous_end, start, end, duration)
+        assert 1 <= len(lines) <= 2 and all(line.strip() for line in lines), lines
+        assert all(len(line) <= 42 or " " not in line for line in lines), lines
+        previous_end = end
+
+
+def random_words(n, seed=0, duration=None):
+    """n words with random lengths, durations and gaps (some long pauses), in time order."""
+    rng = random.Random(seed)
+    words, t = [], rng.uniform(0, 1)
+    for _ in range(n):
+        length = rng.choice([1, 2, 3, 5, 8, 12]) if rng.random() > 0.01 else 50
+        start = t
+        t += rng.uniform(0.1, 0.6)
+        words.append(Word("x" * length, start, t, rng.random()))
+        t += rng.choice([0.0, 0.05, 0.1, 0.2, 0.8, 2.0])
+    return words, (duration or t + 0.3)
+
+
+def test_wrap_balances_two_lines():
+    assert wrap("short line") == ["short line"]
+    lines = wrap("the quick brown fox jumps over the lazy dog and runs far away")
+    assert len(lines) == 2 and all(len(line) <= 42 for line in lines)
+    assert abs(len(lines[0]) - len(lines[1])) <= 8
+    assert wrap("x" * 60) == ["x" * 60]  # one long word stays whole
+
+
+def test_segments_break_at_pauses_and_fit_two_lines():
+    words, duration = random_words(400)
+    segments = segment(words, duration)
+    assert [w for s in segments for w in s.words] == words  # nothing lost, order kept
+    for s in segments:
+        assert len(s.lines) <= 2
+        assert all(len(line) <= 42 for line in s.lines) or len(s.words) == 1
+        gaps = [b.start - a.end for a, b in zip(s.words, s.words[1:])]
+        assert all(g < 0.5 for g in gaps)  # no pause inside a cue
+    for a, b in zip(segments, segments[1:]):
+        assert a.end <= b.start
+        # a new cue starts at a pause, or because the text or the duration was full
+        pause = b.words[0].start - a.words[-1].end >= 0.5
+        full = len(wrap(a.text + " " + b.words[0].text)) > 2 or any(
+            len(line) > 42 for line in wrap(a.text + " " + b.words[0].text))
+        long = b.words[0].end - a.words[0].start > 7.0
+        assert pause or full or long
+
+
+def test_segment_times_stay_within_duration():
+    # the last word runs past the end (frame rounding): times are clipped to the duration
+    words = [Word("hello", 0.0, 0.5, 0.9), Word("world", 0.6, 1.25, 0.8)]
+    segments = segment(words, duration=1.2)
+    assert segments[-1].end <= 1.2
+    assert segment([], 3.0) == []
+
+
+def test_timestamp_formats():
+    assert timestamp(3725.5) == "01:02:05,500"
+    assert timestamp(0.0004, ".") == "00:00:00.000"
+    assert timestamp(59.9996) == "00:01:00,000"
+
+
+@pytest.fixture
+def transcript():
+    words, duration = random_words(300, seed=3)
+    return Transcript("clip.wav", duration, " ".join(w.text for w in words), segment(words, duration))
+
+
+def test_srt_and_vtt_parse_strictly(transcript):
+    srt_cues = parse_srt(to_srt(transcript), transcript.duration)
+    vtt_cues = parse_vtt(to_vtt(transcript), transcript.duration)
+    assert len(srt_cues) == len(vtt_cues) == len(transcript.segments) > 10
+    assert [c[:2] for c in srt_cues] == [c[:2] for c in vtt_cues]
+    assert " ".join(" ".join(c[2]) for c in srt_cues) == transcript.text
+
+
+def test_json_tsv_txt(transcript):
+    data = json.loads(to_json(transcript))
+    assert data["text"] == transcript.text and data["duration"] == round(transcript.duration, 3)
+    words = [w for s in data["segments"] for w in s["words"]]
+    assert len(words) == len(transcript.words)
+    assert all(0 <= w["start"] <= w["end"] <= data["duration"] and 0 <= w["confidence"] <= 1 for w in words)
+    rows = list(csv.reader(io.StringIO(to_tsv(transcript)), delimiter="\t"))
+    assert rows[0] == ["start", "end", "text"]
+    times = [(int(a), int(b)) for a, b, _ in rows[1:]]
+    assert all(0 <= a < b <= round(transcript.duration * 1000) for a, b in times)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(times, times[1:]))
+    assert to_txt(transcript).splitlines() == [s.text for s in transcript.segments]
+
+
+def test_empty_transcript_is_valid_everywhere(tmp_path):
+    t = Transcript("silence.wav", 2.0, "", [])
+    assert parse_srt(to_srt(t), 2.0) == [] and parse_vtt(to_vtt(t), 2.0) == []
+    assert json.loads(to_json(t))["segments"] == []
+    write_transcript(t, "txt", tmp_path / "a" / "silence.txt")
+    assert (tmp_path / "a" / "silence.txt").read_text() == ""
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["silence.txt"]  # no temporary file left

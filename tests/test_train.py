@@ -1,0 +1,261 @@
+"""`tasr train`, `tasr average` and `tasr cmvn` on a handful of real FSDD recordings (tiny models, CPU).
+
+What must hold: a tiny model overfits a few utterances to CER 0; a run stopped and resumed ends
+with exactly the parameters of an uninterrupted one; two DDP processes (torchrun, gloo) end with
+the parameters of one process with the same global batch; bad audio is skipped and reported.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+import yaml
+
+from tasr import train
+from tasr.cli import main
+from tasr.errors import TasrError
+from tasr.model import SpeechRecognizer
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+WORDS = "zero one two three four five six seven eight nine".split()
+
+pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found beside the repository")
+
+TINY = {
+    "model": {"sample_rate": 8000,
+              "encoder": {"block": "conformer", "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64,
+                          "subsampling_channels": 8, "conv_kernel": 3, "left": 4, "right": 1, "dropout": 0.0}},
+    "optim": {"lr": 3e-3, "warmup_steps": 3, "decay": "cosine"},
+    "batching": {"max_frames": 250, "num_workers": 0},
+    "epochs": 3,
+    "log_interval": 2,
+}
+
+
+def fsdd_manifest(path, speaker="george", indices=(0,), digits=range(10), repeat=1):
+    """A manifest of FSDD recordings `{digit}_{speaker}_{index}.wav`, each listed `repeat` times."""
+    lines = []
+    for r in range(repeat):
+        for index in indices:
+            for digit in digits:
+                audio = FSDD / f"{digit}_{speaker}_{index}.wav"
+                lines.append(json.dumps({"id": f"{audio.stem}-{r}", "audio": str(audio),
+                                         "duration": soundfile.info(audio).duration, "text": WORDS[digit]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_config(path, config, **changes):
+    config = json.loads(json.dumps(config))
+    for key, value in changes.items():
+        section = config
+        *parents, last = key.split("__")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[last] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_train(*args):
+    assert main(["train", *map(str, args)]) == 0
+
+
+def latest_checkpoint(exp):
+    return torch.load(sorted((Path(exp) / "checkpoints").glob("step-*.pt"))[-1], weights_only=True)
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].numel())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread per process: on a busy shared CPU, more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One uninterrupted 3-epoch run (9 steps) that several tests compare against."""
+    folder = tmp_path_factory.mktemp("small")
+    manifest = fsdd_manifest(folder / "train.jsonl")
+    config = write_config(folder / "tiny.yaml", TINY)
+    run_train("--config", config, "--train", manifest, "--valid", manifest, "--exp-dir", folder / "exp")
+    return folder
+
+
+# ---------------------------------------------------------------- pieces
+
+def test_config_defaults_file_and_overrides(tmp_path):
+    path = write_config(tmp_path / "c.yaml", TINY)
+    config = train.load_config(path, ["optim.lr=5e-4", "model.encoder.left=null", "speed_perturb=[0.9,1.0,1.1]"])
+    assert config["optim"]["lr"] == 5e-4 and config["optim"]["warmup_steps"] == 3
+    assert config["optim"]["betas"] == train.DEFAULTS["optim"]["betas"]
+    assert config["model"]["encoder"]["left"] is None and config["model"]["encoder"]["right"] == 1
+    assert config["speed_perturb"] == [0.9, 1.0, 1.1]
+    with pytest.raises(TasrError, match="unknown setting optim.learning_rate"):
+        train.load_config(path, ["optim.learning_rate=1"])
+    with pytest.raises(TasrError, match="expected section.key=value"):
+        train.load_config(path, ["optim.lr"])
+
+
+def test_learning_rate_warms_up_then_decays():
+    optim = {"lr": 1e-3, "warmup_steps": 10, "decay": "cosine", "min_lr": 1e-5}
+    lrs = [train.learning_rate(step, optim, 100) for step in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1e-5, rel=0.05)
+    assert train.learning_rate(399, {**optim, "decay": "inverse_sqrt"}, 100) == pytest.approx(1e-3 * (10 / 400) ** 0.5)
+
+
+def test_rng_states_survive_weights_only_checkpoints(tmp_path):
+    import random
+
+    import numpy as np
+
+    train.seed_everything(5)
+    train.save_checkpoint(tmp_path / "c.pt", {"model": {}, "step": 0, "rng": train.rng_state(torch.device("cpu"))})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    train.seed_everything(6)
+    train.set_rng_state(train.load_checkpoint(tmp_path / "c.pt")["rng"], torch.device("cpu"))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_broken_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "step-00000001.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(TasrError, match="step-00000001.pt: not a readable tasr checkpoint"):
+        train.load_checkpoint(tmp_path / "step-00000001.pt")
+
+
+# ---------------------------------------------------------------- what the issue asks
+
+def test_tiny_model_overfits_a_few_utterances_to_cer_zero(tmp_path):
+    manifest = valid = fsdd_manifest(tmp_path / "train.jsonl", speaker="jackson", digits=range(8))
+    config = write_config(tmp_path / "c.yaml", TINY, model__encoder={
+        "block": "transformer", "d_model": 64, "n_heads": 2, "n_layers": 2, "ff_dim": 128,
+        "subsampling_channels": 16, "left": 8, "right": 2, "dropout": 0.0},
+        optim={"lr": 3e-3, "warmup_steps": 10, "decay": "constant"}, batching__max_frames=2000, epochs=60,
+        keep_last=1)
+    run_train("--config", config, "--train", manifest, "--valid", valid, "--exp-dir", tmp_path / "exp")
+
+    model = SpeechRecognizer.load(tmp_path / "exp" / "model.pt")
+    items = [json.loads(line) for line in valid.read_text().splitlines()]
+    waves = [torch.from_numpy(soundfile.read(item["audio"], dtype="float32")[0]) for item in items]
+    lengths = torch.tensor([w.numel() for w in waves])
+    padded = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+    assert model.transcribe_batch(padded, lengths) == [item["text"] for item in items]
+
+    with open(tmp_path / "exp" / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    valid_rows = [r for r in rows if r["split"] == "valid"]
+    assert float(valid_rows[-1]["cer"]) == 0.0 and float(valid_rows[0]["cer"]) > 0.5
+    assert (tmp_path / "exp" / "train_curves.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "exp" / "checkpoints").glob("step-*.pt"))) <= 2  # keep_last 1 + the best
+
+
+def test_resume_continues_exactly(small_run, tmp_path):
+    """Stop after 5 steps (mid-epoch 2), resume: the same parameters and optimizer state as 9 straight steps.
+
+    Speed perturbation, SpecAugment and dropout are on, so every RNG has to be restored too."""
+    manifest = small_run / "train.jsonl"
+    config = write_config(tmp_path / "c.yaml", TINY, speed_perturb=[0.9, 1.0, 1.1], model__ctc_dropout=0.1,
+                          model__specaugment={"num_freq_masks": 1, "freq_mask_width": 8, "num_time_masks": 1,
+                                              "time_mask_width": 5})
+    common = ["--config", config, "--train", manifest, "--valid", manifest]
+    run_train(*common, "--exp-dir", tmp_path / "straight")
+    run_train(*common, "--exp-dir", tmp_path / "resumed", "--stop-after", 5)
+    stopped = latest_checkpoint(tmp_path / "resumed")
+    assert (stopped["step"], stopped["epoch"], stopped["position"]) == (5, 1, 2)
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    run_train(*common, "--exp-dir", tmp_path / "resumed", "--resume")
+
+    a, b = latest_checkpoint(tmp_path / "straight"), latest_checkpoint(tmp_path / "resumed")
+    assert a["step"] == b["step"] == 9
+    assert max_difference(a["model"], b["model"]) <= 1e-6
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert max_difference(sa, sb) <= 1e-6
+    # the log of the resumed run has each step once
+    with open(tmp_path / "resumed" / "train_log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r["split"] == "train"]
+    assert steps == sorted(set(steps))
+
+
+def test_a_fresh_run_refuses_an_experiment_folder_with_checkpoints(small_run, capsys):
+    manifest = small_run / "train.jsonl"
+    code = main(["train", "--config", str(small_run / "tiny.yaml"), "--train", str(manifest), "--valid",
+                 str(manifest), "--exp-dir", str(small_run / "exp")])
+    assert code == 2 and "add --resume" in capsys.readouterr().err
+
+
+def test_ddp_two_processes_match_one(small_run, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo): each process takes half of every global batch."""
+    manifest = small_run / "train.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "tasr", "train", "--config", str(small_run / "tiny.yaml"), "--train", str(manifest),
+               "--valid", str(manifest), "--exp-dir", str(tmp_path / "ddp"), "--device", "cpu"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es) on cpu" in result.stderr
+
+    one, two = latest_checkpoint(small_run / "exp"), latest_checkpoint(tmp_path / "ddp")
+    assert one["step"] == two["step"] == 9 and two["world_size"] == 2
+    assert max_difference(one["model"], two["model"]) < 1e-4  # the same sums, added in another order
+    assert len(two["rng"]) == 2  # each process's random state, for an exact resume
+    assert SpeechRecognizer.load(tmp_path / "ddp" / "model.pt").num_parameters > 0
+
+
+def test_bad_audio_is_skipped_and_reported_or_stops_the_run(tmp_path, capsys):
+    manifest = fsdd_manifest(tmp_path / "train.jsonl", digits=range(6))
+    (tmp_path / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
+    with open(manifest, "a") as f:
+        f.write(json.dumps({"id": "junk", "audio": "junk.wav", "duration": 0.5, "text": "one"}) + "\n")
+        f.write(json.dumps({"id": "gone", "audio": "gone.wav", "duration": 0.5, "text": "two"}) + "\n")
+    config = write_config(tmp_path / "c.yaml", TINY, epochs=1)
+    args = ["--config", config, "--train", manifest, "--valid", manifest]
+    run_train(*args, "--exp-dir", tmp_path / "skip")
+    err = capsys.readouterr().err
+    assert "skipping train utterance junk: cannot read" in err and "skipping train utterance gone" in err
+    assert "1 missing audio file" in err and "unreadable audio" in err
+    skipped = (tmp_path / "skip" / "skipped.tsv").read_text()
+    assert "junk\t" in skipped and "gone\t" in skipped
+    assert (tmp_path / "skip" / "model.pt").exists()
+
+    code = main(["train", *map(str, args), "--exp-dir", str(tmp_path / "stop"), "--on-bad-audio", "stop"])
+    assert code == 2
+    assert "utterance gone: no such file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- average and cmvn
+
+def test_average_of_checkpoints_is_their_mean(small_run, tmp_path):
+    paths = sorted((small_run / "exp" / "checkpoints").glob("step-*.pt"))[-2:]
+    assert main(["average", *map(str, paths), "--out", str(tmp_path / "avg.pt")]) == 0
+    model = SpeechRecognizer.load(tmp_path / "avg.pt")
+    a, b = (torch.load(p, weights_only=True)["model"] for p in paths)
+    name = "ctc.linear.weight"
+    assert torch.allclose(model.state_dict()[name], (a[name] + b[name]) / 2, atol=1e-7)
+    assert model.cmvn is not None and model.info["averaged"] == [p.name for p in paths]
+    # chosen by validation loss from the experiment folder
+    assert main(["average", "--exp-dir", str(small_run / "exp"), "--num", "2", "--out", str(tmp_path / "b.pt")]) == 0
+    assert main(["average", "--out", str(tmp_path / "c.pt")]) == 2
+
+
+def test_cmvn_command_matches_what_train_computed(small_run, tmp_path):
+    assert main(["cmvn", "--manifest", str(small_run / "train.jsonl"), "--config", str(small_run / "tiny.yaml"),
+                 "--out", str(tmp_path / "cmvn.json"), "--num-workers", "0"]) == 0
+    ours = json.loads((tmp_path / "cmvn.json").read_text())
+    trains = json.loads((small_run / "exp" / "cmvn.json").read_text())
+    assert ours["count"] == trains["count"] > 0
+    assert max(abs(a - b) for a, b in zip(ours["sum"], trains["sum"])) < 1e-6 * max(map(abs, ours["sum"]))

@@ -1,0 +1,98 @@
+"""Windowed and streaming encoding give the one-pass result (random weights: equality does not need accuracy)."""
+
+import glob
+import os
+
+import pytest
+import torch
+
+import audio
+from models.encoder import Encoder
+from tasr.model import SpeechRecognizer
+from tasr.streaming import StreamingRecognizer
+from tasr.text import CharTokenizer
+from tasr.windowing import StreamingEncoder, encode_windowed, plan_windows
+
+FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
+
+
+def small_encoder(block="conformer", subsampling=4, left=6, right=2):
+    torch.manual_seed(0)
+    return Encoder(input_dim=40, d_model=32, n_heads=2, n_layers=3, ff_dim=64, block=block,
+                   subsampling=subsampling, subsampling_channels=8, conv_kernel=7, left=left,
+                   right=right, dropout=0.0).eval()
+
+
+@pytest.mark.parametrize("block,subsampling", [("conformer", 4), ("transformer", 6), ("conformer", 8)])
+@pytest.mark.parametrize("num_frames", [700, 1001])
+def test_windows_equal_one_pass(block, subsampling, num_frames):
+    encoder = small_encoder(block, subsampling)
+    field = encoder.receptive_field()
+    feats = torch.randn(num_frames, 40)
+    with torch.inference_mode():
+        whole, _ = encoder(feats[None], torch.tensor([num_frames]))
+        smallest = field[0] + field[1] + 2 * subsampling  # a window holding one or two output frames
+        for max_frames in (smallest, smallest + 37, 400):
+            windows = plan_windows(num_frames, whole.shape[1], max_frames, field, subsampling)
+            assert len(windows) > 1 and all(w.end - w.start <= max_frames for w in windows)
+            out = encode_windowed(encoder, encoder.output_lengths, feats, max_frames, field, subsampling)
+            assert out.shape == whole[0].shape
+            assert (out - whole[0]).abs().max() < 1e-4
+
+
+def test_overlap_smaller_than_receptive_field_differs():
+    """The overlap is needed: windows with too little left context do not give the one-pass result."""
+    encoder = small_encoder()
+    left, right = encoder.receptive_field()
+    feats = torch.randn(900, 40)
+    with torch.inference_mode():
+        whole, _ = encoder(feats[None], torch.tensor([900]))
+        out = encode_windowed(encoder, encoder.output_lengths, feats, 300, (left // 4, right), 4)
+    assert (out - whole[0]).abs().max() > 1e-3
+
+
+def test_window_budget_errors():
+    with pytest.raises(ValueError, match="cannot hold the encoder's receptive field"):
+        plan_windows(10_000, 2_499, 100, (96, 38), 4)
+    with pytest.raises(ValueError, match="unlimited"):
+        plan_windows(10_000, 2_499, 1_000, (None, None), 4)
+    assert len(plan_windows(10_000, 2_499, 0, (None, None), 4)) == 1  # no budget: one pass
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 5000])
+def test_streaming_encoder_equals_offline(chunk):
+    encoder = small_encoder()
+    feats = torch.randn(613, 40)
+    with torch.inference_mode():
+        whole, _ = encoder(feats[None], torch.tensor([613]))
+        stream = StreamingEncoder(encoder, encoder.output_lengths, encoder.receptive_field(), 4)
+        pieces = [stream.accept(feats[i:i + chunk]) for i in range(0, 613, chunk)] + [stream.finish()]
+    out = torch.cat([p for p in pieces if p is not None])
+    assert out.shape == whole[0].shape and (out - whole[0]).abs().max() < 1e-4
+    assert stream.buffer.shape[0] <= 96 + 38 + chunk + 8  # memory stays bounded by the receptive field
+
+
+def random_model(sample_rate=8000):
+    torch.manual_seed(1)
+    config = {"sample_rate": sample_rate, "fbank": {"num_mel_bins": 40},
+              "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "subsampling_channels": 8,
+                          "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
+    return SpeechRecognizer(config, CharTokenizer(list(" einorstuvwxzfgh"))).eval()
+
+
+def test_streaming_recognizer_equals_offline_on_speech():
+    files = sorted(glob.glob(os.path.join(FSDD, "*_jackson_*.wav")))[:12]
+    if not files:
+        pytest.skip("FSDD not found beside the repository")
+    model = random_model()
+    waveform = torch.cat([torch.cat([audio.load(f, 8000), torch.zeros(2000)]) for f in files])
+    with torch.inference_mode():
+        offline, _ = model(waveform[None], torch.tensor([waveform.shape[0]]))
+    recognizer = StreamingRecognizer(model)
+    partials = [recognizer.accept(waveform[i:i + 1280]) for i in range(0, waveform.shape[0], 1280)]
+    streamed = recognizer.finish()
+    assert streamed.shape == offline[0].shape
+    assert (streamed - offline[0]).abs().max() < 1e-4
+    final = model.tokenizer.decode(model.decode(offline, torch.tensor([offline.shape[1]]))[0])
+    assert recognizer.text == final
+    assert all(final.startswith(p) or p == "" for p in partials[:-1]) or final == partials[-1]
