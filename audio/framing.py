@@ -38,7 +38,7 @@ def reflect_index(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
 class FrameLayout:
     """Where the frames of a batch are: a flat buffer, its frame view, and the (utterance, frame) of each kept frame.
 
-    `rows`: `[B, M]` padded signals (M a multiple of the shift) in which frame t of utterance b is
+    `flat`: the buffer, `rows`: `[B, M]` padded signals (M a multiple of the shift) in which frame t of utterance b is
     `rows[b, t * shift : t * shift + window]`; `frames`: a strided view `[B * M // shift, window]` over
     them (no copy), where utterance b's frame t is row `b * M // shift + t`; `index`: those row
     numbers for the real frames only, in order (utterance-major); `frame_lengths`: `[B]`.
@@ -57,14 +57,16 @@ class FrameLayout:
             self.reflect_span = window + abs(self.pad) + shift
             needed = max(needed, max(self.pad, 0) + num_samples + self.reflect_span)
         width = -(-needed // shift) * shift
-        flat = waveforms.new_zeros(batch * width + window)
+        tail = max(window, opts.padded_window_size)  # room for a last frame read at the FFT size
+        flat = waveforms.new_zeros(batch * width + tail)
         rows = flat[: batch * width].view(batch, width)
         if opts.snip_edges:
             rows[:, :num_samples] = waveforms
         else:
             rows = self._reflected_rows(waveforms, lengths, rows)
-            flat = torch.cat([rows.reshape(-1), waveforms.new_zeros(window)])
+            flat = torch.cat([rows.reshape(-1), waveforms.new_zeros(tail)])
         self.rows = rows
+        self.flat = flat
         self.frames = flat.as_strided((batch * width // shift, window), (shift, 1))
         self.slots = width // shift
         device = waveforms.device

@@ -107,12 +107,14 @@ def dense_attention(q, k, v, left, right, lengths=None, score="dot", normalize="
     B, H, T, D = q.shape
     left, right = _clip_window(left, right, T)
     valid = _valid_frames(lengths, B, T, q.device)  # [B, T]
-    positions = torch.arange(T, device=q.device)
-    offset = positions[None, :] - positions[:, None]  # [T(query), T(key)]: s - t
-    band = (offset >= -left) & (offset <= right)
-    # Padded queries may look at padded keys (their output is zeroed anyway): every row keeps
-    # at least its diagonal, so no row is empty and nothing turns into NaN.
-    mask = band[None, None] & (valid[:, None, None, :] | ~valid[:, None, :, None])  # [B, 1, T, T]
+    t = torch.arange(T, device=q.device)
+    band = (t[None, :] >= t[:, None] - left) & (t[None, :] <= t[:, None] + right)  # [T(query), T(key)]
+    if lengths is None:
+        mask = band
+    else:
+        # Padded queries may look at padded keys (their output is zeroed anyway): every row keeps
+        # at least its diagonal, so no row is empty and nothing turns into NaN.
+        mask = band[None, None] & (valid[:, None, None, :] | ~valid[:, None, :, None])  # [B, 1, T, T]
     if score == "dot" and normalize == "softmax":
         full = left >= T - 1 and right >= T - 1
         attn_mask = None if (full and lengths is None) else mask
@@ -133,12 +135,15 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     block, so one `[C, C+left+right]` band mask serves all blocks. Fraction of computed scores
     that lie in the band: (left+right+1) / (C+left+right).
 
-    Layout: the keys of every (batch, head) sequence are written one after the other, each
-    preceded by `left` zero frames and padded to a whole number of blocks plus room for the
-    band; then the key slice of every block of every sequence is one `unfold` view of that
-    single buffer (a window every C frames), and one batched matrix product per segment covers
-    all blocks of all heads (the few windows straddling two sequences are computed and dropped).
-    Segments bound the working memory (scores and weights) to a few MiB on CPU.
+    Layout: picture the frames of every (batch, head) sequence written one after the other,
+    each preceded by `left` zero frames and padded to `stride` whole blocks, enough room for the
+    band. Then block g of this flat layout sees the W = C+left+right rows starting at row g·C,
+    so the key slices of all blocks of all sequences are one `unfold` view (a window every C
+    rows) and one batched matrix product covers them (the few windows straddling two sequences
+    are computed and dropped). The work runs in segments of blocks sized to keep the working
+    set (scores, weights, slices) to a few MiB on CPU. Without autograd each segment gathers its
+    own rows from q, k, v, so nothing of the size of the input is copied; with autograd the
+    flat layout is built once (a padded copy of q, k, v) and segments are views of it.
     """
     B, H, T, D = q.shape
     left, right = _clip_window(left, right, T)
@@ -146,65 +151,82 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     W = C + left + right  # keys seen by one block
     n = -(-T // C)  # blocks per sequence
     stride = n + -(-(left + right) // C)  # blocks per sequence in the flat layout, room for the band
+    P = stride * C  # rows per sequence in the flat layout
     G = B * H * stride  # blocks in the flat layout
-    valid = _valid_frames(lengths, B, T, q.device)
+    useful = G - stride + n  # blocks after this one hold padding only
+    lengths = torch.full((B,), T, device=q.device) if lengths is None else lengths.to(q.device)
+    differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
 
-    def flat(x, front):  # [B, H, T, D] -> [B*H*stride*C, D], frame t at row (b*H + h)*stride*C + front + t
-        return F.pad(x, (0, 0, front, stride * C - front - T)).reshape(G * C, -1)
+    if differentiable:  # the flat layout, built once: [B*H*P, D]
+        flat = {
+            name: F.pad(x, (0, 0, front, P - front - T)).reshape(G * C, D)
+            for name, x, front in (("q", q, 0), ("k", k, left), ("v", v, left))
+        }
 
-    dot_softmax = score == "dot" and normalize == "softmax"
-    q_flat = flat(q, 0).view(G, C, D)
-    k_windows = flat(k, left).unfold(0, W, C)  # [>= G - stride + n, D, W]: block g's keys (a view)
-    v_windows = flat(v, left).unfold(0, W, C)
-    key_valid = flat(valid[:, None, :, None].expand(B, H, T, 1), left).view(-1).unfold(0, W, C)  # [.., W]
+    def rows(name, x, front, start, stop):
+        """Rows start ... stop-1 of the flat layout of `x`: [stop - start, D]."""
+        if differentiable:
+            return flat[name][start:stop]
+        r = torch.arange(start, stop, device=q.device)
+        sequence, t = r // P, r % P - front
+        inside = (t >= 0) & (t < T)
+        picked = x[sequence // H, sequence % H, t.clamp(0, T - 1)]
+        return picked.masked_fill_(~inside[:, None], 0.0)
+
+    def key_valid(start, stop):
+        """Whether rows start ... stop-1 of the flat key layout hold a real (unpadded) frame."""
+        r = torch.arange(start, stop, device=q.device)
+        sequence, t = r // P, r % P - left
+        return (t >= 0) & (t < lengths[sequence // H])
+
     a = torch.arange(C, device=q.device)
     b = torch.arange(W, device=q.device)
     band = (b[None, :] - a[:, None] >= 0) & (b[None, :] - a[:, None] <= left + right)  # [C, W]
-    if dot_softmax:
-        low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
-        band_bias = torch.zeros(C, W, device=q.device).masked_fill(~band, low)
-        key_bias = torch.zeros(key_valid.shape, device=q.device).masked_fill(~key_valid, low)
-    else:
-        head_weight = None
-        if score == "additive":  # the weight vector of block g's head
-            heads = torch.arange(B * H, device=q.device).repeat_interleave(stride) % H
-            head_weight = additive_weight[heads]  # [G, D]
+    dot_softmax = score == "dot" and normalize == "softmax"
+    low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
+    band_bias = torch.zeros(C, W, device=q.device).masked_fill(~band, low)
+    if score == "additive":  # the weight vector of block g's head
+        heads = torch.arange(B * H, device=q.device).repeat_interleave(stride) % H
+        head_weight = additive_weight[heads]  # [G, D]
 
     half = q.dtype in (torch.float16, torch.bfloat16)  # scores of 16-bit products lose ~2 digits: use float32
-    per_block = C * W * (8 + (8 * D if score == "additive" else 0)) + (W * D * 4 if half else 0)
+    per_block = C * W * (8 + (8 * D if score == "additive" else 0)) + 3 * W * D * (4 if half else q.element_size())
     budget = CHUNKED_SEGMENT_BYTES_CUDA if q.is_cuda else CHUNKED_SEGMENT_BYTES
     per_segment = max(1, budget // per_block)
-    differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     out = None if differentiable else q.new_empty(G, C, D)
     pieces = []
-    for first in range(0, G - stride + n, per_segment):  # blocks past G - stride + n are padding only
-        g = slice(first, min(first + per_segment, G - stride + n))
-        q_seg, k_seg = q_flat[g], k_windows[g]
+    for first in range(0, useful, per_segment):
+        last = min(first + per_segment, useful)
+        q_seg = rows("q", q, 0, first * C, last * C).view(-1, C, D)
+        k_seg = rows("k", k, left, first * C, last * C + left + right).unfold(0, W, C)  # [g, D, W]
+        v_seg = rows("v", v, left, first * C, last * C + left + right).unfold(0, W, C)
+        seen = key_valid(first * C, last * C + left + right).unfold(0, W, C)[:, None, :]  # [g, 1, W]
         if half:
             q_seg, k_seg = q_seg.float(), k_seg.float()
         if dot_softmax:
             scores = torch.bmm(q_seg * D**-0.5, k_seg)  # [g, C, W]
             scores += band_bias
-            scores += key_bias[g, None, :]
+            scores += torch.zeros(seen.shape, device=q.device).masked_fill_(~seen, low)
             weights = torch.softmax(scores, dim=-1)
         else:
-            w = None if head_weight is None else head_weight[g].view(-1, 1, D)
+            w = head_weight[first:last].view(-1, 1, 1, D) if score == "additive" else None
             scores = _scores(q_seg, k_seg.transpose(-1, -2), score, w)
-            weights = _normalize(scores, band & key_valid[g, None, :], normalize)
+            weights = _normalize(scores, band & seen, normalize)
         weights = weights.to(v.dtype)
         if dropout_p:
             weights = F.dropout(weights, dropout_p)
         if differentiable:
-            pieces.append(torch.bmm(weights, v_windows[g].transpose(-1, -2)))
+            pieces.append(torch.bmm(weights, v_seg.transpose(-1, -2)))
         else:
-            torch.bmm(weights, v_windows[g].transpose(-1, -2), out=out[g])
+            torch.bmm(weights, v_seg.transpose(-1, -2), out=out[first:last])
     if differentiable:
         out = torch.cat(pieces, dim=0) if len(pieces) > 1 else pieces[0]
-        out = F.pad(out, (0, 0, 0, 0, 0, G - out.shape[0]))
-    out = out.view(B, H, stride * C, D)[:, :, :T]
-    if differentiable:
-        return out.masked_fill(~valid[:, None, :, None], 0.0)
-    return out.masked_fill_(~valid[:, None, :, None], 0.0)
+        out = F.pad(out, (0, 0, 0, 0, 0, G - useful))
+    else:
+        out[useful:] = 0
+    out = out.view(B, H, P, D)[:, :, :T]
+    padded = (torch.arange(T, device=q.device)[None, :] >= lengths[:, None])[:, None, :, None]
+    return out.masked_fill(padded, 0.0) if differentiable else out.masked_fill_(padded, 0.0)
 
 
 def default_block_size(left: int, right: int) -> int:

@@ -53,7 +53,10 @@ class ConvModule(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         x = nn.functional.glu(self.pointwise_in(x.transpose(1, 2)), dim=1)  # [B, d, T]
         x = x.masked_fill(~valid[:, None, :], 0.0)
-        x = self.depthwise(nn.functional.pad(x, self.padding))
+        # the depthwise conv as a 1 x K conv2d: same weights, and about twice as fast as conv1d's
+        # backward pass on CPU (oneDNN) in our measurements; the same on GPU
+        x = nn.functional.conv2d(nn.functional.pad(x, self.padding).unsqueeze(2), self.depthwise.weight.unsqueeze(2),
+                                 self.depthwise.bias, groups=self.depthwise.groups).squeeze(2)
         x = nn.functional.silu(self.norm(x.transpose(1, 2)))
         return self.dropout(self.pointwise_out(x.transpose(1, 2)).transpose(1, 2))
 
@@ -62,12 +65,13 @@ class TransformerBlock(nn.Module):
     """x + attention(norm(x)), then x + feed_forward(norm(x))."""
 
     def __init__(self, d_model, n_heads, ff_dim, left=None, right=None, dropout=0.1,
-                 attention_dropout=0.0, attention_backend="auto", **unused):
+                 attention_dropout=0.0, attention_backend="auto", attention_options=None, **unused):
         super().__init__()
         self.left, self.right = left, right
         self.attention_norm = nn.LayerNorm(d_model)
         self.attention = TruncatedMultiHeadAttention(d_model, n_heads, left, right,
-                                                     dropout=attention_dropout, backend=attention_backend)
+                                                     dropout=attention_dropout, backend=attention_backend,
+                                                     **(attention_options or {}))
         self.attention_dropout = nn.Dropout(dropout)
         self.ff_norm = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff_dim, dropout)
@@ -84,7 +88,8 @@ class ConformerBlock(nn.Module):
     """Macaron: x + ff1/2, x + attention, x + conv, x + ff2/2, then LayerNorm (Gulati et al. 2020)."""
 
     def __init__(self, d_model, n_heads, ff_dim, left=None, right=None, dropout=0.1,
-                 attention_dropout=0.0, attention_backend="auto", conv_kernel=15, **unused):
+                 attention_dropout=0.0, attention_backend="auto", attention_options=None, conv_kernel=15,
+                 **unused):
         super().__init__()
         self.left, self.right = left, right
         lookahead = (conv_kernel - 1) // 2 if right is None else min(right, (conv_kernel - 1) // 2)
@@ -93,7 +98,8 @@ class ConformerBlock(nn.Module):
         self.ff1 = FeedForward(d_model, ff_dim, dropout)
         self.attention_norm = nn.LayerNorm(d_model)
         self.attention = TruncatedMultiHeadAttention(d_model, n_heads, left, right,
-                                                     dropout=attention_dropout, backend=attention_backend)
+                                                     dropout=attention_dropout, backend=attention_backend,
+                                                     **(attention_options or {}))
         self.attention_dropout = nn.Dropout(dropout)
         self.conv_norm = nn.LayerNorm(d_model)
         self.conv = ConvModule(d_model, conv_kernel, lookahead, dropout)

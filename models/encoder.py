@@ -56,14 +56,16 @@ class Encoder(nn.Module):
     in subsampled frames (int or None, or a list per layer); conv_kernel: Conformer depthwise
     kernel (odd); dropout: after attention, inside feed-forward/conv and after subsampling;
     attention_dropout: on attention weights; subsampling_channels: conv channels (default
-    d_model); attention_backend: see `models.attention`; frame_shift_ms: input frame period;
+    d_model); attention_backend: see `models.attention`; attention_options: more keyword
+    arguments of `TruncatedMultiHeadAttention` (e.g. {"score": "additive"} or
+    {"normalize": "relu"}); frame_shift_ms: input frame period;
     checkpointing: recompute blocks in the backward pass (less memory, more time) when training.
     """
 
     def __init__(self, input_dim=80, d_model=256, n_heads=4, n_layers=12, ff_dim=None,
                  block="conformer", subsampling=4, left=None, right=None, conv_kernel=15,
                  dropout=0.1, attention_dropout=0.0, subsampling_channels=None,
-                 attention_backend="auto", frame_shift_ms=10.0, checkpointing=False):
+                 attention_backend="auto", attention_options=None, frame_shift_ms=10.0, checkpointing=False):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {sorted(BLOCKS)}, not {block!r}")
@@ -80,7 +82,8 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(
             BLOCKS[block](d_model=d_model, n_heads=n_heads, ff_dim=ff_dim or 4 * d_model, left=l,
                           right=r, dropout=dropout, attention_dropout=attention_dropout,
-                          attention_backend=attention_backend, conv_kernel=conv_kernel)
+                          attention_backend=attention_backend, attention_options=attention_options,
+                          conv_kernel=conv_kernel)
             for l, r in zip(lefts, rights))
         self.norm = nn.LayerNorm(d_model)
 

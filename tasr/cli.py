@@ -18,6 +18,8 @@ COMMANDS = {
     "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
     "average": ("tasr.average", "average checkpoints into a model file"),
     "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),
+    "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
+    "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),
     "decode": ("tasr.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
     "tokenizer": ("tasr.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
 }

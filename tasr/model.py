@@ -51,15 +51,25 @@ class SpeechRecognizer(nn.Module):
 
         self.config = copy.deepcopy(config)
         self.tokenizer = tokenizer
+        unknown = set(config) - {"sample_rate", "fbank", "encoder", "specaugment", "ctc_dropout"}
+        if unknown:
+            raise TasrError(f"model config: unknown setting(s) {', '.join(sorted(unknown))} (expected sample_rate, "
+                            "fbank, encoder, specaugment, ctc_dropout)")
         self.sample_rate = int(config.get("sample_rate", 16000))
         fbank_options = dict(config.get("fbank") or {})
-        self.frontend = audio.Fbank(sample_rate=self.sample_rate, **fbank_options)
-        self.cmvn = cmvn
         augment = config.get("specaugment")
-        self.specaugment = audio.SpecAugment(**augment) if augment else None
         encoder_config = dict(config.get("encoder") or {})
-        encoder_config.setdefault("input_dim", fbank_options.get("num_mel_bins", 80))
-        self.encoder = Encoder(**encoder_config)
+        part = "fbank"
+        try:
+            self.frontend = audio.Fbank(sample_rate=self.sample_rate, **fbank_options)
+            part = "specaugment"
+            self.specaugment = audio.SpecAugment(**augment) if augment else None
+            part = "encoder"
+            encoder_config.setdefault("input_dim", self.frontend.num_features)
+            self.encoder = Encoder(**encoder_config)
+        except (TypeError, ValueError) as error:
+            raise TasrError(f"model config, {part}: {error}") from None
+        self.cmvn = cmvn
         self.ctc = CTCHead(self.encoder.d_model, tokenizer.vocab_size, config.get("ctc_dropout", 0.0))
         self._beam_decoders = {}
 
@@ -127,9 +137,14 @@ class SpeechRecognizer(nn.Module):
 
     @torch.inference_mode()
     def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
-        """Texts for waveforms [B, N] (lengths [B] samples) at the model's sample rate."""
+        """Texts for waveforms [B, N] (lengths [B] samples) at the model's sample rate (in eval mode)."""
         device = next(self.parameters()).device
-        log_probs, out_lengths = self(waveforms.to(device), lengths.to(device))
+        was_training = self.training
+        self.eval()
+        try:
+            log_probs, out_lengths = self(waveforms.to(device), lengths.to(device))
+        finally:
+            self.train(was_training)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam)]
 
     # ---- the model file --------------------------------------------------------------------

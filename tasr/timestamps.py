@@ -11,6 +11,12 @@ Times: frame `f` of the encoder output covers `[f * frame_s, (f + 1) * frame_s)`
 `frame_s` = subsampling x 10 ms (40 ms for the usual 4x). A word starts where its first token's
 span starts and ends where its last token's span ends. Its confidence is the mean, over its
 tokens, of the token's probability averaged over the frames of its span (in [0, 1]).
+
+CTC emits a word's last token as a spike, usually before the sound of the word has died away
+(by 150-250 ms on FSDD digits). `snap_to_sound` then moves each word's edges outwards to the
+edges of the sound around it (frame energy above a threshold set from the recording's own
+noise floor and peak level), never past the neighbouring words, by at most `max_end_s` (0.5 s)
+and `max_start_s` (0.2 s): the way subtitle tools snap ASR timestamps to loudness.
 """
 
 from dataclasses import asdict, dataclass
@@ -100,4 +106,48 @@ def words_from_spans(spans, tokenizer, frame_s: float, offset_s: float = 0.0, pa
             end=offset_s + group[-1].end * frame_s,
             confidence=sum(s.score for s in group) / len(group),
         ))
+    return words
+
+
+def energy_db(waveform: torch.Tensor, sample_rate: int, hop_s: float = 0.01) -> torch.Tensor:
+    """Frame energy in dB (10 log10 of the mean square, smoothed over 3 frames) every `hop_s`
+    seconds of waveform [N] -> [N // hop]. Computed block by block: memory O(N / hop)."""
+    hop = max(1, round(sample_rate * hop_s))
+    frames = waveform.shape[0] // hop
+    if frames == 0:
+        return torch.zeros(0)
+    block = hop * 100_000
+    power = torch.cat([(waveform[i:i + block].double() ** 2).view(-1, hop).mean(1)
+                       for i in range(0, frames * hop, block)]).float()
+    power = torch.nn.functional.avg_pool1d(power[None, None], 3, 1, 1, count_include_pad=False)[0, 0]
+    return 10 * torch.log10(power + 1e-10)
+
+
+def sound_threshold(db: torch.Tensor) -> float:
+    """dB above which a frame counts as sound: 6 dB over the noise floor (10th percentile) or
+    35 dB under the peak (99th percentile), whichever is higher."""
+    if db.numel() == 0:
+        return 0.0
+    floor, peak = torch.quantile(db[:: max(1, db.numel() // 100_000)], torch.tensor([0.1, 0.99])).tolist()
+    return max(floor + 6.0, peak - 35.0)
+
+
+def snap_to_sound(words: list[Word], db: torch.Tensor, hop_s: float = 0.01, max_end_s: float = 0.5,
+                  max_start_s: float = 0.2) -> list[Word]:
+    """Widen each word (in place, and returned) to the sound around it; `db` from `energy_db`."""
+    if not words or db.numel() == 0:
+        return words
+    loud = (db > sound_threshold(db)).tolist()
+    T = len(loud)
+    for i, w in enumerate(words):
+        previous_end = words[i - 1].end if i else 0.0
+        next_start = words[i + 1].start if i + 1 < len(words) else T * hop_s
+        t, limit = min(round(w.start / hop_s), T), max(round(max(previous_end, w.start - max_start_s) / hop_s), 0)
+        while t > limit and loud[t - 1]:
+            t -= 1
+        w.start = min(w.start, t * hop_s)
+        t, limit = max(round(w.end / hop_s), 0), min(round(min(next_start, w.end + max_end_s) / hop_s), T)
+        while t < limit and loud[t]:
+            t += 1
+        w.end = max(w.end, t * hop_s)
     return words

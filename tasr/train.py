@@ -91,15 +91,44 @@ def load_config(path, overrides=()) -> dict:
         if not isinstance(given, dict):
             raise TasrError(f"config {path}: expected a mapping of settings")
         _merge(config, given, str(path))
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: dict, overrides) -> dict:
+    """Set `section.key=value` items (values in YAML: 1e-3, null, [0.9, 1.0], {a: 1}) in `config`."""
     for override in overrides:
         key, sep, value = override.partition("=")
-        if not sep:
+        if not sep or not key:
             raise TasrError(f"override {override!r}: expected section.key=value")
-        nested = yaml.safe_load(value)
+        try:
+            nested = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise TasrError(f"override {override!r}: the value is not valid YAML ({error})") from None
         for part in reversed(key.split(".")):
             nested = {part: nested}
         _merge(config, nested, f"override {override!r}")
     return config
+
+
+def check_config(config: dict) -> None:
+    """TasrError naming the setting for values that cannot work."""
+    def need(ok, message):
+        if not ok:
+            raise TasrError(f"config: {message}")
+
+    need(config["epochs"] or config["max_steps"], "give epochs or max_steps (> 0)")
+    need(config["precision"] in ("bf16", "fp32"), f"precision {config['precision']!r}: choose bf16 or fp32")
+    need(config["best_metric"] in ("loss", "wer", "cer"), "best_metric: choose loss, wer or cer")
+    need(config["optim"]["decay"] in ("cosine", "inverse_sqrt", "constant"),
+         f"optim.decay {config['optim']['decay']!r}: choose cosine, inverse_sqrt or constant")
+    need(isinstance(config["batching"]["accumulation"], int) and config["batching"]["accumulation"] >= 1,
+         "batching.accumulation must be an integer >= 1")
+    need(config["batching"]["max_frames"] > 0, "batching.max_frames must be > 0")
+    need(config["keep_last"] >= 1 and config["average"] >= 1, "keep_last and average must be >= 1")
+    need(config["log_interval"] >= 1, "log_interval must be >= 1")
+    need(not config["speed_perturb"] or all(f > 0 for f in config["speed_perturb"]),
+         "speed_perturb: factors must be > 0 (e.g. [0.9, 1.0, 1.1])")
+    need(isinstance(config["model"], dict), "model must be a mapping of SpeechRecognizer settings")
 
 
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -348,22 +377,46 @@ class StopForBadAudio(TasrError):
 
 
 class Skipped:
-    """Utterances left out, by reason, with the ids (reported in the log and the summary)."""
+    """Utterances left out (each counted once per split however often it comes up), by reason.
 
-    def __init__(self, counts=None):
-        self.counts = dict(counts or {})
-        self.new = []  # (id, reason) not yet written to skipped.tsv
+    Each process notes what it finds in `pending`; `merge` adds every process's notes (gathered)
+    so that all processes hold the same counts.
+    """
 
-    def add(self, utt_id: str, reason: str, kind: str):
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.new.append((utt_id, reason))
+    def __init__(self, state=None):
+        state = state or {}
+        self.counts = dict(state.get("counts", {}))
+        self.seen = set(state.get("seen", []))
+        self.pending = []  # (split, id, reason, kind) found by this process since the last merge
+
+    def note(self, utt_id: str, reason: str, kind: str, split: str) -> bool:
+        """Remember a bad utterance; False if it is known already."""
+        key = f"{split}/{utt_id}"
+        if key in self.seen or any(f"{p[0]}/{p[1]}" == key for p in self.pending):
+            return False
+        self.pending.append((split, utt_id, reason, kind))
+        return True
+
+    def merge(self, notes) -> list:
+        """Count the notes of every process; returns the ones not counted before."""
+        new = []
+        for split, utt_id, reason, kind in notes:
+            if f"{split}/{utt_id}" not in self.seen:
+                self.seen.add(f"{split}/{utt_id}")
+                key = f"{split}: {kind}"
+                self.counts[key] = self.counts.get(key, 0) + 1
+                new.append((split, utt_id, reason))
+        return new
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def summary(self) -> str:
-        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items())) or "none"
+        return ", ".join(f"{kind} {n}" for kind, n in sorted(self.counts.items())) or "none"
+
+    def state(self) -> dict:
+        return {"counts": dict(self.counts), "seen": sorted(self.seen)}
 
 
 class Trainer:
@@ -381,14 +434,14 @@ class Trainer:
         if resume is not None:
             config = load_config(None, [])
             _merge(config, resume["config"], f"checkpoint {self.resume_path}")
-            for override in args.overrides:
-                _merge(config, load_config(None, [override]), "override")
+            apply_overrides(config, args.overrides)
         else:
             if args.config is None:
                 raise TasrError("--config is needed (unless --resume finds a checkpoint)")
             config = load_config(args.config, args.overrides)
             if args.seed is not None:
                 config["seed"] = args.seed
+        check_config(config)
         self.config = config
         self.on_bad_audio = args.on_bad_audio
         self.skipped = Skipped(resume["skipped"] if resume else None)
@@ -438,9 +491,8 @@ class Trainer:
         self.use_bf16 = config["precision"] == "bf16" and procs.device.type == "cuda"
 
         steps_per_epoch = math.ceil(len(self.batches.epoch(0)) / batching["accumulation"])
-        self.total_steps = config["max_steps"] or steps_per_epoch * config["epochs"]
-        if config["max_steps"]:
-            self.total_steps = min(config["max_steps"], steps_per_epoch * config["epochs"]) if config["epochs"] else config["max_steps"]
+        limits = [config["max_steps"], config["epochs"] and steps_per_epoch * config["epochs"]]
+        self.total_steps = min(n for n in limits if n)  # for the learning-rate schedule
         self.step, self.epoch, self.position = 0, 0, 0
         if resume is not None:
             self.optimizer.load_state_dict(resume["optimizer"])
@@ -458,6 +510,7 @@ class Trainer:
         self.log = TrainLog(self.exp, self.step if resume is not None else None) if procs.main else None
         if procs.main and resume is None:
             data.atomic_write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        self._flush_skipped()
         n_params = sum(p.numel() for p in self.model.parameters())
         self._print(f"{n_params / 1e6:.2f}M parameters, {len(self.train_set)} training and {len(self.valid_set)} "
                     f"validation utterances, {self.total_steps} steps, {procs.world_size} process(es) on {procs.device}"
@@ -487,18 +540,17 @@ class Trainer:
         self.resume_path = paths[-1]
         return load_checkpoint(self.resume_path)
 
-    def _bad(self, utt_id: str, reason: str, kind: str, split: str):
+    def _bad(self, utt_id: str, reason: str, kind: str, split: str, announce: bool = True):
         if self.on_bad_audio == "stop":
             raise StopForBadAudio(f"{split} utterance {utt_id}: {reason} (stopping as --on-bad-audio stop asks; "
                             f"the last checkpoint is kept in {self.checkpoints})")
-        tqdm.write(f"skipping {split} utterance {utt_id}: {reason}", file=sys.stderr)
-        self.skipped.add(utt_id, reason, kind)
+        if self.skipped.note(utt_id, reason, kind, split) and announce:
+            tqdm.write(f"skipping {split} utterance {utt_id}: {reason}", file=sys.stderr)
 
     def _drop_missing(self, items, split):
         missing = dict(data.missing_audio(items))
         for utt_id, reason in missing.items():
-            if self.procs.main or self.on_bad_audio == "stop":
-                self._bad(utt_id, reason, "missing audio file", split)
+            self._bad(utt_id, reason, "missing audio file", split, announce=self.procs.main)
         return [item for item in items if item["id"] not in missing]
 
     def _dataset(self, items, speed, subsampling, split):
@@ -506,10 +558,10 @@ class Trainer:
         keep = []
         for i, item in enumerate(dataset.items):
             if not dataset.tokens[i]:
-                self._bad(item["id"], "transcript has no tokens", "empty transcript", split)
+                self._bad(item["id"], "transcript has no tokens", "empty transcript", split, self.procs.main)
             elif not ctc_feasible(dataset.tokens[i], int(item["duration"] * data.FRAMES_PER_SECOND), subsampling):
                 self._bad(item["id"], f"{len(dataset.tokens[i])} tokens do not fit in {item['duration']:.2f} s",
-                          "too short for its transcript", split)
+                          "too short for its transcript", split, self.procs.main)
             else:
                 keep.append(i)
         if not keep:
@@ -703,15 +755,17 @@ class Trainer:
         return metrics
 
     def _flush_skipped(self):
-        """Gather the newly skipped utterances of every rank; rank 0 appends them to skipped.tsv."""
-        new = [x for part in self.procs.gather(self.skipped.new) for x in part]
-        self.skipped.new = []
+        """Count what every process skipped since the last call; rank 0 appends the new ones to skipped.tsv."""
+        notes = [x for part in self.procs.gather(self.skipped.pending) for x in part]
+        self.skipped.pending = []
+        new = self.skipped.merge(notes)
         if self.procs.main and new:
             with open(self.exp / "skipped.tsv", "a", encoding="utf-8") as f:
-                f.writelines(f"{utt_id}\t{reason}\n" for utt_id, reason in new)
+                f.writelines(f"{split}\t{utt_id}\t{reason}\n" for split, utt_id, reason in new)
 
     def _checkpoint(self, metrics):
         """Write checkpoints/step-N.pt (rank 0) with every rank's RNG state, then prune old ones."""
+        self._flush_skipped()
         rngs = self.procs.gather(rng_state(self.procs.device))
         if not self.procs.main:
             return
@@ -721,7 +775,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "cmvn": None if self.model.cmvn is None else self.model.cmvn.state_dict(),
             "config": self.config, "tokenizer": self.tokenizer.to_state(), "rng": rngs,
-            "world_size": self.procs.world_size, "skipped": self.skipped.counts, "metrics": metrics,
+            "world_size": self.procs.world_size, "skipped": self.skipped.state(), "metrics": metrics,
         }
         from tasr.average import record_metrics, prune
 

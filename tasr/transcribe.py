@@ -41,7 +41,7 @@ import audio
 from models.ctc import align
 from tasr.errors import TasrError
 from tasr.subtitles import FORMATS, Transcript, segment, write_transcript
-from tasr.timestamps import greedy_spans, pause_chunks, words_from_spans
+from tasr.timestamps import energy_db, greedy_spans, pause_chunks, snap_to_sound, words_from_spans
 from tasr.windowing import encode_windowed
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
@@ -147,16 +147,17 @@ class Transcriber:
     beam: None for greedy decoding, else the beam size (with `lm`/`lexicon` as in
     `models.ctc.BeamSearchDecoder`); max_frames: input frames per encoder pass (None: no limit);
     pause_s: a pause this long ends a word; chunk_pause_s: beam search and alignment run between
-    pauses at least this long (greedy needs no chunks).
+    pauses at least this long (greedy needs no chunks); snap: widen words to the sound around
+    them (`tasr.timestamps.snap_to_sound`).
     """
 
     def __init__(self, model, beam=None, lm=None, lexicon=None, max_frames=DEFAULT_MAX_FRAMES,
-                 pause_s: float = 0.3, chunk_pause_s: float = 0.4):
+                 pause_s: float = 0.3, chunk_pause_s: float = 0.4, snap: bool = True):
         self.model = model
         self.device = next(model.parameters()).device
         self.beam, self.lm, self.lexicon = beam, lm, lexicon
         self.max_frames = max_frames or None
-        self.pause_s, self.chunk_pause_s = pause_s, chunk_pause_s
+        self.pause_s, self.chunk_pause_s, self.snap = pause_s, chunk_pause_s, snap
         self.frame_s = model.frame_ms / 1000
 
     def num_frames(self, num_samples: int) -> int:
@@ -200,9 +201,12 @@ class Transcriber:
                 spans.append(span)
         return spans
 
-    def transcript(self, name: str, log_probs: torch.Tensor, duration: float) -> Transcript:
-        """The `Transcript` of one input from its log_probs [T', V]; `duration` in seconds."""
+    def transcript(self, name: str, log_probs: torch.Tensor, waveform: torch.Tensor) -> Transcript:
+        """The `Transcript` of one input from its log_probs [T', V] and waveform [N]."""
+        duration = waveform.shape[0] / self.model.sample_rate
         words = words_from_spans(self.spans(log_probs), self.model.tokenizer, self.frame_s, pause_s=self.pause_s)
+        if self.snap:
+            snap_to_sound(words, energy_db(waveform, self.model.sample_rate))
         for w in words:  # the last frames can reach past the end of the audio by a fraction of a frame
             w.start, w.end = min(w.start, duration), min(w.end, duration)
         return Transcript(name, duration, " ".join(w.text for w in words), segment(words, duration))
@@ -254,6 +258,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed each input chunk by chunk and print partial results")
     parser.add_argument("--chunk-ms", type=int, default=640, metavar="MS",
                         help="chunk size for --streaming, in ms of audio (default 640)")
+    parser.add_argument("--raw-timestamps", action="store_true",
+                        help="word times from the CTC alignment alone (default: widened to the edges "
+                             "of the sound around each word, as CTC spikes end words early)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="do not print the transcripts (outputs and the summary are still written)")
 
@@ -281,7 +288,8 @@ def main(args) -> int:
     lexicon = args.lexicon
     if args.lm and not lexicon:
         lexicon = read_lexicon_from_arpa(args.lm, model.tokenizer)
-    transcriber = Transcriber(model, beam=args.beam, lm=args.lm, lexicon=lexicon, max_frames=args.max_frames)
+    transcriber = Transcriber(model, beam=args.beam, lm=args.lm, lexicon=lexicon, max_frames=args.max_frames,
+                              snap=not args.raw_timestamps)
     if args.beam:  # build the decoder now, so that a missing package is one clear error
         try:
             model.decode(torch.zeros(1, 1, model.tokenizer.vocab_size), torch.tensor([1]), beam=args.beam,
@@ -336,10 +344,10 @@ class Run:
             self.fail(source, str(error))
             return None
 
-    def finish(self, source: Source, log_probs: torch.Tensor, num_samples: int) -> None:
-        duration = num_samples / self.model.sample_rate
+    def finish(self, source: Source, log_probs: torch.Tensor, waveform: torch.Tensor) -> None:
+        duration = waveform.shape[0] / self.model.sample_rate
         try:
-            t = self.transcriber.transcript(source.name, log_probs, duration)
+            t = self.transcriber.transcript(source.name, log_probs, waveform)
             for fmt, path in output_paths(source, self.formats).items():
                 write_transcript(t, fmt, path)
         except (TasrError, OSError, ValueError) as error:
@@ -367,7 +375,7 @@ class Run:
                 pending.clear()
                 return
             for (s, w, _), lp in zip(pending, results):
-                self.finish(s, lp, w.shape[0])
+                self.finish(s, lp, w)
             pending.clear()
 
         for source in sources:
@@ -394,7 +402,7 @@ class Run:
             except (TasrError, RuntimeError) as error:
                 self.fail(source, str(error).splitlines()[0])
                 return
-        self.finish(source, log_probs, waveform.shape[0])
+        self.finish(source, log_probs, waveform)
 
     def stream(self, source: Source, chunk_ms: int) -> None:
         """One input fed chunk by chunk; partial results go to stderr as they change."""
@@ -418,4 +426,4 @@ class Run:
                            f"{source.name}: ...{text[-70:]}" if len(text) > 70 else
                            f"[{min(start + step, waveform.shape[0]) / self.model.sample_rate:8.2f} s] "
                            f"{source.name}: {text}", file=sys.stderr)
-        self.finish(source, recognizer.finish(), waveform.shape[0])
+        self.finish(source, recognizer.finish(), waveform)

@@ -227,9 +227,10 @@ def test_bad_audio_is_skipped_and_reported_or_stops_the_run(tmp_path, capsys):
     run_train(*args, "--exp-dir", tmp_path / "skip")
     err = capsys.readouterr().err
     assert "skipping train utterance junk: cannot read" in err and "skipping train utterance gone" in err
-    assert "1 missing audio file" in err and "unreadable audio" in err
-    skipped = (tmp_path / "skip" / "skipped.tsv").read_text()
-    assert "junk\t" in skipped and "gone\t" in skipped
+    assert "skipped utterances: train: missing audio file 1, train: unreadable audio 1, valid: missing" in err
+    skipped = (tmp_path / "skip" / "skipped.tsv").read_text().splitlines()
+    assert sorted(line.split("\t")[:2] for line in skipped) == [
+        ["train", "gone"], ["train", "junk"], ["valid", "gone"], ["valid", "junk"]]
     assert (tmp_path / "skip" / "model.pt").exists()
 
     code = main(["train", *map(str, args), "--exp-dir", str(tmp_path / "stop"), "--on-bad-audio", "stop"])
@@ -259,3 +260,21 @@ def test_cmvn_command_matches_what_train_computed(small_run, tmp_path):
     trains = json.loads((small_run / "exp" / "cmvn.json").read_text())
     assert ours["count"] == trains["count"] > 0
     assert max(abs(a - b) for a, b in zip(ours["sum"], trains["sum"])) < 1e-6 * max(map(abs, ours["sum"]))
+
+
+# ---------------------------------------------------------------- tasr bench train
+
+def test_bench_contexts_and_one_measurement():
+    from tasr import bench_train
+
+    assert bench_train.parse_context("16,2") == (16, 2)
+    assert bench_train.parse_context("none") == (None, None) == bench_train.parse_context("full")
+    assert bench_train.parse_context("none,4") == (None, 4)
+    with pytest.raises(TasrError, match="LEFT,RIGHT"):
+        bench_train.parse_context("16")
+    job = {"config": {"model": TINY["model"]}, "context": [4, 1], "seconds": 1.0, "batch": 1, "steps": 1,
+           "device": "cpu", "threads": 1, "bf16": False}
+    figures = bench_train.measure(job)
+    assert figures["frames_per_s"] > 0 and figures["peak_rss_mib"] > figures["step_rss_mib"] >= 0
+    assert figures["parameters"] > 0 and figures["backend"] in ("dense", "chunked", "flex")
+    assert figures["loss"] == figures["loss"] and figures["loss"] > 0  # finite CTC loss

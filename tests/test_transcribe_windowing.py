@@ -16,6 +16,15 @@ from tasr.windowing import StreamingEncoder, encode_windowed, plan_windows
 FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared CPU run fastest (and steadiest) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_encoder(block="conformer", subsampling=4, left=6, right=2):
     torch.manual_seed(0)
     return Encoder(input_dim=40, d_model=32, n_heads=2, n_layers=3, ff_dim=64, block=block,
@@ -23,8 +32,8 @@ def small_encoder(block="conformer", subsampling=4, left=6, right=2):
                    right=right, dropout=0.0).eval()
 
 
-@pytest.mark.parametrize("block,subsampling", [("conformer", 4), ("transformer", 6), ("conformer", 8)])
-@pytest.mark.parametrize("num_frames", [700, 1001])
+@pytest.mark.parametrize("block,subsampling,num_frames", [("conformer", 4, 1001), ("transformer", 6, 700),
+                                                          ("conformer", 8, 701)])
 def test_windows_equal_one_pass(block, subsampling, num_frames):
     encoder = small_encoder(block, subsampling)
     field = encoder.receptive_field()
@@ -32,7 +41,7 @@ def test_windows_equal_one_pass(block, subsampling, num_frames):
     with torch.inference_mode():
         whole, _ = encoder(feats[None], torch.tensor([num_frames]))
         smallest = field[0] + field[1] + 2 * subsampling  # a window holding one or two output frames
-        for max_frames in (smallest, smallest + 37, 400):
+        for max_frames in (smallest + 37, 450):
             windows = plan_windows(num_frames, whole.shape[1], max_frames, field, subsampling)
             assert len(windows) > 1 and all(w.end - w.start <= max_frames for w in windows)
             out = encode_windowed(encoder, encoder.output_lengths, feats, max_frames, field, subsampling)
@@ -59,7 +68,7 @@ def test_window_budget_errors():
     assert len(plan_windows(10_000, 2_499, 0, (None, None), 4)) == 1  # no budget: one pass
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64, 5000])
+@pytest.mark.parametrize("chunk", [3, 40, 5000])
 def test_streaming_encoder_equals_offline(chunk):
     encoder = small_encoder()
     feats = torch.randn(613, 40)
@@ -95,4 +104,5 @@ def test_streaming_recognizer_equals_offline_on_speech():
     assert (streamed - offline[0]).abs().max() < 1e-4
     final = model.tokenizer.decode(model.decode(offline, torch.tensor([offline.shape[1]]))[0])
     assert recognizer.text == final
-    assert all(final.startswith(p) or p == "" for p in partials[:-1]) or final == partials[-1]
+    assert all(final.startswith(p) for p in partials)  # partial results only grow
+    assert len(set(partials)) > 2
