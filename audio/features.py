@@ -81,13 +81,16 @@ class KaldiFeatures(nn.Module):
             lengths = torch.as_tensor(lengths, device=waveforms.device).long()
             if lengths.shape != (batch,) or (batch and (int(lengths.max()) > num_samples or int(lengths.min()) < 0)):
                 raise ValueError(f"lengths must be [batch] values in [0, {num_samples}], got {lengths.tolist()}")
-        if not bool(torch.isfinite(waveforms.sum())):  # one pass; NaN and inf propagate into the sum
-            bad = torch.nonzero(~torch.isfinite(waveforms).all(1)).flatten().tolist()
-            raise AudioError(f"waveform(s) {bad} of the batch contain NaN or infinite samples")
         if self.frame_opts.int16_scale:
             waveforms = waveforms * INT16_SCALE
         layout = FrameLayout(waveforms, lengths, self.frame_opts)
         packed = self._frames_to_features(layout)
+        # A NaN or infinite sample makes every feature of its frames non-finite, and finite samples
+        # never give non-finite features, so checking the (smaller) output finds them.
+        if not bool(torch.isfinite(packed.sum())):
+            frames = ~torch.isfinite(packed).all(1)
+            bad = sorted(set(layout.utterance[frames].tolist()))
+            raise AudioError(f"waveform(s) {bad} of the batch contain NaN or infinite samples")
         feats = self._unpack(packed, layout, batch)
         if self.feat_opts.subtract_mean:
             feats = _subtract_mean(feats, layout.frame_lengths)
@@ -95,7 +98,7 @@ class KaldiFeatures(nn.Module):
 
     def _unpack(self, packed, layout, batch):
         """Packed frames `[total, F]` (utterance-major) to `[B, T, F]`, zeros in the padding."""
-        if layout.contiguous:
+        if layout.full:
             return packed.view(batch, layout.max_frames, packed.shape[1])
         out = packed.new_zeros(batch * layout.max_frames, packed.shape[1])
         out = out.index_copy(0, layout.utterance * layout.max_frames + layout.frame_in_utterance, packed)
@@ -113,12 +116,25 @@ class KaldiFeatures(nn.Module):
         tables = self._tables(dtype)
         parts = []
         for start in range(0, layout.total, block):
-            if layout.contiguous and layout.slots == layout.max_frames:
+            if layout.direct:
                 frames = layout.frames[start : start + block]  # no gather needed: the rows are the frames
             else:
                 frames = layout.frames.index_select(0, layout.index[start : start + block])
             parts.append(self._block(frames, *tables))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _fast_tables(self, dtype):
+        """(window zero-padded to the FFT size, the same times 1 - c, mel groups) in `dtype`, cached."""
+        cache = self.__dict__.setdefault("_fast_cache", {})
+        if dtype not in cache:
+            f = self.frame_opts
+            padded = torch.zeros(f.padded_window_size, dtype=dtype)
+            padded[: f.window_size] = self.window.cpu().to(dtype)
+            groups = [(low, high, weights.to(dtype)) for low, high, weights in self.mel_groups]
+            dense = self.banks.cpu().to(dtype)
+            dct = self.dct.cpu().to(dtype) if self.kind == "mfcc" else None
+            cache[dtype] = (padded, padded * (1.0 - f.preemphasis_coefficient), groups, dense, dct)
+        return cache[dtype]
 
     @torch.no_grad()
     def _fast_features(self, layout: FrameLayout, block_frames: int = CPU_BLOCK_FRAMES) -> torch.Tensor:
@@ -128,25 +144,25 @@ class KaldiFeatures(nn.Module):
         signal), m a frame's mean and w the window, Kaldi's windowed frame is w (p - (1 - c) m), except
         sample 0 which is w0 (1 - c) (s0 - m). So a block is one copy-and-multiply of p's frames read
         straight at the FFT size (w is zero beyond the window), one rank-1 update for the means, the FFT
-        in place of cache-sized blocks, and a banded filterbank product (each filter touches few bins).
+        of a cache-sized block, and a banded filterbank product (each filter touches few FFT bins).
         """
         f, o = self.frame_opts, self.feat_opts
         dtype = layout.flat.dtype
-        window, banks, *dct = self._tables(dtype)
-        size, fft_size, shift, c = f.window_size, f.padded_window_size, f.window_shift, f.preemphasis_coefficient
+        padded_window, dc_window, groups, dense, dct = self._fast_tables(dtype)
+        fft_size, shift, c = f.padded_window_size, f.window_shift, f.preemphasis_coefficient
+        # the preemphasised signal, with zeros after it so that every frame can be read at the FFT size
         flat = layout.flat
-        pre = torch.empty_like(flat)
-        torch.sub(flat[1:], flat[:-1], alpha=c, out=pre[1:])
+        used = min(flat.numel(), layout.slots * shift + f.window_size)
+        pre = torch.empty(layout.slots * shift + fft_size, dtype=dtype)
+        # p = (s[n] - s[n-1]) + (1 - c) s[n-1]: the difference of neighbouring samples is exact for
+        # 16-bit audio, so only the small second term and the sum round (as precise as framing first)
+        torch.sub(flat[1:used], flat[: used - 1], out=pre[1:used])
+        pre[1:used].add_(flat[: used - 1], alpha=1.0 - c)
         pre[0] = flat[0] * (1.0 - c)
-        slots = layout.frames.shape[0]
-        pre_frames = pre.as_strided((slots, fft_size), (shift, 1))
-        padded_window = torch.zeros(fft_size, dtype=dtype)
-        padded_window[:size] = window
-        dc_window = padded_window * (1.0 - c)  # what the frame mean is multiplied by
-        w0 = float(window[0])
-        groups = [(low, high, weights.to(dtype)) for low, high, weights in self.mel_groups]
-        gather = not (layout.contiguous and layout.slots == layout.max_frames)
-        # frame means straight from the strided view (no copy), for every slot, real or padding
+        pre[used:] = 0.0
+        pre_frames = pre.as_strided((layout.slots, fft_size), (shift, 1))
+        w0 = float(padded_window[0])
+        # frame means straight from the strided view (no copy), for every slot
         means = layout.frames.mean(1) if f.remove_dc_offset else None
         out = torch.empty(layout.total, self.num_features, dtype=dtype)
         block = min(block_frames, layout.total)
@@ -154,35 +170,36 @@ class KaldiFeatures(nn.Module):
         power = torch.empty(block, fft_size // 2 + 1, dtype=dtype)
         for start in range(0, layout.total, block):
             stop = min(start + block, layout.total)
-            n = stop - start
-            rows = layout.index[start:stop] if gather else slice(start, stop)
-            zb = z[:n]
-            if gather:
+            rows = slice(start, stop) if layout.direct else layout.index[start:stop]
+            zb = z[: stop - start]
+            if layout.direct:
+                torch.mul(pre_frames[rows], padded_window, out=zb)
+            else:
                 torch.index_select(pre_frames, 0, rows, out=zb)
                 zb.mul_(padded_window)
-            else:
-                torch.mul(pre_frames[start:stop], padded_window, out=zb)
-            mean = means[rows] if f.remove_dc_offset else None
+            mean = means[rows] if means is not None else None
             if mean is not None:
                 zb.addr_(mean, dc_window, alpha=-1.0)
-            if w0 != 0.0:
+            if w0 != 0.0:  # sample 0 of each frame: w0 (1 - c) (s0 - m)
                 first = layout.frames[rows, 0] if mean is None else layout.frames[rows, 0] - mean
                 zb[:, 0] = first * (w0 * (1.0 - c))
             energy = None
             if o.use_energy:
                 if o.raw_energy:
                     frames = layout.frames[rows]
-                    centred = frames if mean is None else frames - mean.unsqueeze(1)
-                    energy = centred.square().sum(1)
+                    energy = (frames if mean is None else frames - mean.unsqueeze(1)).square().sum(1)
                 else:
                     energy = zb.square().sum(1)
             spectrum = torch.view_as_real(torch.fft.rfft(zb)).square_()
-            pb = torch.add(spectrum[..., 0], spectrum[..., 1], out=power[:n])[:, self.first_bin : self.last_bin]
+            pb = torch.add(spectrum[..., 0], spectrum[..., 1], out=power[: stop - start])
+            pb = pb[:, self.first_bin : self.last_bin]
             if not o.use_power:
                 pb = pb.sqrt()
-            mel = _banded_matmul(pb, groups)
-            out[start:stop] = self._finish(mel, energy, *dct)
+            # few frames: one dense product costs less than a call per group
+            mel = pb @ dense if stop - start < 256 else _banded_matmul(pb, groups)
+            out[start:stop] = self._finish(mel, energy, dct)
         return out
+
     def _tables(self, dtype):
         extra = (self.dct.to(dtype),) if self.kind == "mfcc" else ()
         return (self.window.to(dtype), self.banks.to(dtype)) + extra

@@ -38,47 +38,49 @@ def reflect_index(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
 class FrameLayout:
     """Where the frames of a batch are: a flat buffer, its frame view, and the (utterance, frame) of each kept frame.
 
-    `flat`: the buffer, `rows`: `[B, M]` padded signals (M a multiple of the shift) in which frame t of utterance b is
-    `rows[b, t * shift : t * shift + window]`; `frames`: a strided view `[B * M // shift, window]` over
-    them (no copy), where utterance b's frame t is row `b * M // shift + t`; `index`: those row
-    numbers for the real frames only, in order (utterance-major); `frame_lengths`: `[B]`.
+    `flat`: a 1-D buffer holding the padded signals as rows of `width` samples (a multiple of the
+    shift; the rows are the input itself when nothing needs copying), in which frame t of utterance b
+    starts at `(b * width // shift + t) * shift`; `frames`: a strided view `[slots, window]` over
+    it (no copy), row `b * width // shift + t` being that frame; `frame_lengths`: `[B]` frames;
+    `index`: the rows of the real frames only, utterance-major (`direct` when row k is real frame k).
     """
 
     def __init__(self, waveforms: torch.Tensor, lengths: torch.Tensor, opts: FrameOptions):
         window, shift = opts.window_size, opts.window_shift
         batch, num_samples = waveforms.shape
+        self.shift = shift
         self.frame_lengths = _count(lengths, window, shift, opts.snip_edges)
-        max_frames = int(self.frame_lengths.max()) if batch > 0 else 0
-        self.max_frames = max_frames
-        # left offset of frame 0 (negative start in signal coordinates for snip_edges=false)
-        self.pad = 0 if opts.snip_edges else window // 2 - shift // 2
-        needed = max((max_frames - 1) * shift + window, num_samples, 1)
-        if not opts.snip_edges:  # room for the signal shifted by pad and its reflected right edge
-            self.reflect_span = window + abs(self.pad) + shift
-            needed = max(needed, max(self.pad, 0) + num_samples + self.reflect_span)
-        width = -(-needed // shift) * shift
-        tail = max(window, opts.padded_window_size)  # room for a last frame read at the FFT size
-        flat = waveforms.new_zeros(batch * width + tail)
-        rows = flat[: batch * width].view(batch, width)
-        if opts.snip_edges:
-            rows[:, :num_samples] = waveforms
+        counts = self.frame_lengths.tolist()
+        self.max_frames = max(counts, default=0)
+        self.total = sum(counts)
+        self.full = all(count == self.max_frames for count in counts)  # no utterance is shorter than the longest
+        self.pad = 0 if opts.snip_edges else window // 2 - shift // 2  # frame 0 starts at sample -pad
+        if batch == 1 and opts.snip_edges and waveforms.is_contiguous():
+            # one utterance: the frames are read from the input itself
+            self.flat, width = waveforms.reshape(-1), max(self.max_frames, 1) * shift
         else:
-            rows = self._reflected_rows(waveforms, lengths, rows)
-            flat = torch.cat([rows.reshape(-1), waveforms.new_zeros(tail)])
-        self.rows = rows
-        self.flat = flat
-        self.frames = flat.as_strided((batch * width // shift, window), (shift, 1))
-        self.slots = width // shift
+            needed = max((self.max_frames - 1) * shift + window, num_samples, 1)
+            if not opts.snip_edges:  # room for the signal shifted by pad and its reflected right edge
+                self.reflect_span = window + abs(self.pad) + shift
+                needed = max(needed, max(self.pad, 0) + num_samples + self.reflect_span)
+            width = -(-needed // shift) * shift
+            flat = waveforms.new_zeros(batch * width + window)
+            rows = flat[: batch * width].view(batch, width)
+            if opts.snip_edges:
+                rows[:, :num_samples] = waveforms
+            else:
+                rows = self._reflected_rows(waveforms, lengths, rows)
+                flat = torch.cat([rows.reshape(-1), waveforms.new_zeros(window)])
+            self.flat = flat
+        self.slots_per_row = width // shift
+        self.slots = self.slots_per_row * (batch - 1) + self.max_frames if batch else 0
+        self.frames = self.flat.as_strided((self.slots, window), (shift, 1))
+        self.direct = batch == 1 or (self.full and self.slots_per_row == self.max_frames)
         device = waveforms.device
-        counts = self.frame_lengths
-        total = int(counts.sum()) if batch > 0 else 0
-        self.total = total
-        utterance = torch.repeat_interleave(torch.arange(batch, device=device), counts, output_size=total)
-        first = torch.cumsum(counts, 0) - counts
-        self.frame_in_utterance = torch.arange(total, device=device) - first[utterance]
-        self.utterance = utterance
-        self.index = utterance * self.slots + self.frame_in_utterance
-        self.contiguous = batch == 1 or bool((counts == max_frames).all())
+        self.utterance = torch.repeat_interleave(torch.arange(batch, device=device), self.frame_lengths, output_size=self.total)
+        first = torch.cumsum(self.frame_lengths, 0) - self.frame_lengths
+        self.frame_in_utterance = torch.arange(self.total, device=device) - first[self.utterance]
+        self.index = self.utterance * self.slots_per_row + self.frame_in_utterance
 
     def _reflected_rows(self, waveforms, lengths, rows):
         """Rows whose sample j is signal sample reflect(j - pad): the signal shifted right by pad, edges mirrored."""

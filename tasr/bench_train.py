@@ -102,7 +102,7 @@ def measure(job: dict) -> dict:
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "step_rss_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
         "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "loss": float(loss),
+        "loss": float(loss.detach()),
         "parameters": sum(p.numel() for p in model.parameters()),
         "backend": attention_backend(model, batch, int(model.encoder.output_lengths(lengths[:1]).item())),
     }

@@ -22,6 +22,7 @@ COMMANDS = {
     "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),
     "decode": ("tasr.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
     "tokenizer": ("tasr.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
+    "bench attention": ("tasr.bench_attention", "measure attention time and memory against sequence length, per backend"),
 }
 
 

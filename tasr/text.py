@@ -141,6 +141,7 @@ class SentencePieceTokenizer:
                 vocab_size=vocab_size - 1, hard_vocab_limit=False,
                 character_coverage=character_coverage, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
                 normalization_rule_name="identity", num_threads=num_threads,
+                input_sentence_size=2_000_000, shuffle_input_sentence=True,
                 minloglevel=2, train_extremely_large_corpus=False,
             )
         except RuntimeError as error:

@@ -116,7 +116,7 @@ def energy_db(waveform: torch.Tensor, sample_rate: int, hop_s: float = 0.01) -> 
     frames = waveform.shape[0] // hop
     if frames == 0:
         return torch.zeros(0)
-    block = hop * 100_000
+    waveform, block = waveform[:frames * hop], hop * 100_000
     power = torch.cat([(waveform[i:i + block].double() ** 2).view(-1, hop).mean(1)
                        for i in range(0, frames * hop, block)]).float()
     power = torch.nn.functional.avg_pool1d(power[None, None], 3, 1, 1, count_include_pad=False)[0, 0]

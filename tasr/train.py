@@ -2,7 +2,8 @@
 
 The configuration is a YAML file of plain values (every key and its default is in `DEFAULTS`
 below); any value can be overridden on the command line as `section.key=value`, e.g.
-`optim.lr=5e-4 batching.max_frames=40000 model.left=null`.
+`optim.lr=5e-4 batching.max_frames=40000 model.encoder.left=null`. The defaults are listed
+at the end of `tasr train --help`.
 
 What a run leaves in the experiment folder:
 
@@ -13,6 +14,7 @@ What a run leaves in the experiment folder:
     train_curves.png     loss, WER and CER curves
     checkpoints/         step-XXXXXXXX.pt (atomic; the last `keep_last` and the best kept),
                          metrics.json (validation figures of each checkpoint)
+    skipped.tsv          utterances left out (split, id, reason), if any
     model.pt             the final model (`SpeechRecognizer` file): the best checkpoint, or the
                          average of the `average` best ones
 
@@ -788,7 +790,9 @@ class Trainer:
 # ---------------------------------------------------------------- command
 
 def add_arguments(parser):
-    parser.add_argument("--config", help="YAML file of settings (see DEFAULTS in tasr/train.py)")
+    parser.epilog = "default settings (a config file or section.key=value changes them):\n\n" + "\n".join(
+        "  " + line for line in yaml.safe_dump(DEFAULTS, sort_keys=False).splitlines())
+    parser.add_argument("--config", help="YAML file of settings (defaults below)")
     parser.add_argument("--train", required=True, help="training manifest (JSONL)")
     parser.add_argument("--valid", required=True, help="validation manifest (JSONL)")
     parser.add_argument("--exp-dir", required=True, help="experiment folder for checkpoints, logs and model.pt")

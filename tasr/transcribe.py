@@ -350,8 +350,11 @@ class Run:
             t = self.transcriber.transcript(source.name, log_probs, waveform)
             for fmt, path in output_paths(source, self.formats).items():
                 write_transcript(t, fmt, path)
-        except (TasrError, OSError, ValueError) as error:
+        except (TasrError, OSError) as error:
             self.fail(source, str(error))
+            return
+        except Exception as error:  # a bug: say so, and go on with the other inputs
+            self.fail(source, f"internal error ({type(error).__name__}: {error}); please report it")
             return
         if not self.quiet:
             tqdm.write(f"{source.name}: {t.text}", file=sys.stdout)

@@ -89,3 +89,37 @@ def test_broken_files_give_errors_naming_them(tmp_path):
     torch.save(state, tmp_path / "incomplete.pt")
     with pytest.raises(TasrError, match="incomplete.pt: the weights do not match"):
         SpeechRecognizer.load(tmp_path / "incomplete.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu_and_runs_under_bf16(tmp_path):
+    model, waves, lengths = make_model()
+    expected, expected_lengths = model(waves, lengths)
+    model.save(tmp_path / "model.pt")
+    on_gpu = SpeechRecognizer.load(tmp_path / "model.pt", map_location="cuda")
+    log_probs, out_lengths = on_gpu(waves.cuda(), lengths.cuda())
+    torch.testing.assert_close(log_probs.cpu(), expected, atol=1e-3, rtol=1e-3)
+    assert out_lengths.tolist() == expected_lengths.tolist()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        log_probs, _ = on_gpu(waves.cuda(), lengths.cuda())
+    assert log_probs.dtype == torch.float32 and torch.isfinite(log_probs).all()
+    assert len(on_gpu.transcribe_batch(waves, lengths)) == 3
+
+
+def test_config_mistakes_are_clear_errors():
+    tokenizer = train_tokenizer(["one two"], "char")
+    for config, message in [({"encoder": {"d_modle": 32}}, "model config, encoder: .*d_modle"),
+                            ({"encoder": {"subsampling": 5}}, "model config, encoder: subsampling"),
+                            ({"fbank": {"num_mel_bin": 40}}, "model config, fbank"),
+                            ({"specaugment": {"masks": 2}}, "model config, specaugment"),
+                            ({"frontend": {}}, "unknown setting.*frontend")]:
+        with pytest.raises(TasrError, match=message):
+            SpeechRecognizer(config, tokenizer)
+
+
+def test_transcribe_batch_decodes_in_eval_mode_and_restores_the_mode():
+    model, waves, lengths = make_model()
+    expected = model.transcribe_batch(waves, lengths)
+    model.train()
+    assert model.transcribe_batch(waves, lengths) == expected  # no SpecAugment/dropout while decoding
+    assert model.training

@@ -22,14 +22,19 @@ test_speakers=yweweler              # never heard in training
 num_train=6000                      # connected-digit utterances built from the training speakers
 num_dev=300                         # from the training speakers' held-out recordings (index 0-4)
 num_test=500                        # from the test speakers (all their recordings)
+min_digits=1                        # digits per utterance: min_digits..max_digits
+max_digits=7
 espeak_num=1500                     # extra training utterances spoken by espeak-ng voices (0: none)
 perturb=0.15                        # per-digit speed/pitch change in training utterances (+-)
 seed=1
+cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
 average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
-beam_size=10
+beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+threads=1                           # torch threads per process: small models on 2 cores train fastest with one
+                                    # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers num_train num_dev num_test espeak_num perturb seed average_num beam_size device"
+  test_speakers num_train num_dev num_test min_digits max_digits espeak_num perturb seed cmvn_utterances average_num beam_size device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -55,12 +60,12 @@ connected_digits() {
   mkdir -p "$data_dir"
   once "$data_dir/train.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
     --indices 5-49 --num "$num_train" --perturb "$perturb" --noise-db -60 --espeak-num "$espeak_num" \
-    --seed "$seed" --name train --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
+    --seed "$seed" --name train --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
   once "$data_dir/dev.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
-    --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --out-dir "$data_dir/dev" \
+    --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/dev" \
     --manifest "$data_dir/dev.jsonl"
   once "$data_dir/test.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
-    --indices 0-49 --num "$num_test" --seed "$((seed + 2))" --name test --out-dir "$data_dir/test" \
+    --indices 0-49 --num "$num_test" --seed "$((seed + 2))" --name test --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/test" \
     --manifest "$data_dir/test.jsonl"
 }
 
@@ -70,7 +75,7 @@ tokenizer() {
 
 cmvn() {
   tasr cmvn --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/cmvn.json" \
-    --num-workers "$nj" --device "$device"
+    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
 }
 
 train() {
@@ -79,20 +84,10 @@ train() {
     --device "$device" --resume "batching.num_workers=$nj"
 }
 
-average() {
-  if [ "$average_num" -gt 0 ]; then
-    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
-  else
-    echo "--average-num 0: model.pt stays as tasr train wrote it"
-  fi
-}
 
 decode() {
   for subset in dev test; do
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/greedy" --device "$device"
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/beam$beam_size" --beam "$beam_size" --device "$device"
+    decode_set "$subset" "$data_dir/$subset.jsonl"
   done
 }
 
@@ -102,11 +97,16 @@ results() {
   cat "$exp_dir/RESULTS.md"
 }
 
-run_stage 0 corpus corpus
-run_stage 1 data connected_digits
-run_stage 2 tokenizer tokenizer
-run_stage 3 cmvn cmvn
-run_stage 4 train train
-run_stage 5 average average
-run_stage 6 decode decode
-run_stage 7 results results
+# The whole stage list is read before it runs, so editing this file during a long run is safe.
+main() {
+  run_stage 0 corpus corpus
+  run_stage 1 data connected_digits
+  run_stage 2 tokenizer tokenizer
+  run_stage 3 cmvn cmvn
+  run_stage 4 train train
+  run_stage 5 average average_checkpoints
+  run_stage 6 decode decode
+  run_stage 7 results results
+}
+
+main; exit

@@ -25,10 +25,11 @@ dev_sets=dev-clean,dev-other        # validation during training (joined)
 test_sets=dev-clean,dev-other,test-clean,test-other
 cmvn_utterances=0                   # utterances (random) for the CMVN statistics; 0: all
 average_num=10                      # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
-beam_size=10                        # beam width of the beam-search decode (greedy is always run)
+beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+threads=""                          # torch threads per process (empty: torch's default, all cores)
 device=auto                         # training/decoding device: auto, cpu, cuda
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir corpus_dir url_base md5_list
-  train_sets dev_sets test_sets cmvn_utterances average_num beam_size device"
+  train_sets dev_sets test_sets cmvn_utterances average_num beam_size device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir md5_list"
 parse_options "$@"
 
@@ -83,20 +84,10 @@ train() {
     --cmvn "$exp_dir/cmvn.json" --device "$device" --resume
 }
 
-average() {
-  if [ "$average_num" -gt 0 ]; then
-    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
-  else
-    echo "--average-num 0: model.pt stays as tasr train wrote it"
-  fi
-}
 
 decode() {
   for subset in ${test_sets//,/ }; do
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/greedy" --device "$device"
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/beam$beam_size" --beam "$beam_size" --device "$device"
+    decode_set "$subset" "$data_dir/$subset.jsonl"
   done
 }
 
@@ -106,11 +97,16 @@ results() {
   cat "$exp_dir/RESULTS.md"
 }
 
-run_stage 0 download download
-run_stage 1 manifests manifests
-run_stage 2 tokenizer tokenizer
-run_stage 3 cmvn cmvn
-run_stage 4 train train
-run_stage 5 average average
-run_stage 6 decode decode
-run_stage 7 results results
+# The whole stage list is read before it runs, so editing this file during a long run is safe.
+main() {
+  run_stage 0 download download
+  run_stage 1 manifests manifests
+  run_stage 2 tokenizer tokenizer
+  run_stage 3 cmvn cmvn
+  run_stage 4 train train
+  run_stage 5 average average_checkpoints
+  run_stage 6 decode decode
+  run_stage 7 results results
+}
+
+main; exit

@@ -20,11 +20,14 @@ num_dev=200
 num_test=300                        # spoken by test voices only
 long_minutes=5                      # length of the long test recording (0: none)
 seed=1
+cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
 average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
-beam_size=10
+beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+threads=1                           # torch threads per process: small models on 2 cores train fastest with one
+                                    # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir num_train num_dev num_test long_minutes seed
-  average_num beam_size device"
+  average_num beam_size device threads"
 path_options="config exp_dir data_dir"
 parse_options "$@"
 
@@ -44,7 +47,7 @@ tokenizer() {
 
 cmvn() {
   tasr cmvn --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/cmvn.json" \
-    --num-workers "$nj" --device "$device"
+    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
 }
 
 train() {
@@ -53,22 +56,12 @@ train() {
     --device "$device" --resume "batching.num_workers=$nj"
 }
 
-average() {
-  if [ "$average_num" -gt 0 ]; then
-    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
-  else
-    echo "--average-num 0: model.pt stays as tasr train wrote it"
-  fi
-}
 
 decode() {
   local sets="dev test"
   [ -s "$data_dir/long.jsonl" ] && sets="$sets long"
   for subset in $sets; do
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/greedy" --device "$device"
-    tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" \
-      --out "$exp_dir/decode/$subset/beam$beam_size" --beam "$beam_size" --device "$device"
+    decode_set "$subset" "$data_dir/$subset.jsonl"
   done
 }
 
@@ -78,11 +71,16 @@ results() {
   cat "$exp_dir/RESULTS.md"
 }
 
-run_stage 0 speech speech
-run_stage 1 check check
-run_stage 2 tokenizer tokenizer
-run_stage 3 cmvn cmvn
-run_stage 4 train train
-run_stage 5 average average
-run_stage 6 decode decode
-run_stage 7 results results
+# The whole stage list is read before it runs, so editing this file during a long run is safe.
+main() {
+  run_stage 0 speech speech
+  run_stage 1 check check
+  run_stage 2 tokenizer tokenizer
+  run_stage 3 cmvn cmvn
+  run_stage 4 train train
+  run_stage 5 average average_checkpoints
+  run_stage 6 decode decode
+  run_stage 7 results results
+}
+
+main; exit

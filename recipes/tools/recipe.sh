@@ -5,7 +5,8 @@
 #                        $usage and the options with their current values. Values of the
 #                        options listed in $path_options are made absolute against the
 #                        folder the script was started from (run.sh itself works in its
-#                        own folder, so its defaults are relative to it).
+#                        own folder, so its defaults are relative to it). A non-empty
+#                        $threads becomes OMP_NUM_THREADS for every command.
 #   stage_wanted N       true when N lies within --stage .. --stop-stage.
 #   run_stage N NAME COMMAND...
 #                        runs COMMAND (a shell function or a program) as stage N unless
@@ -19,6 +20,11 @@
 #                        made once, and made again when its options change.
 #   config_value FILE KEY DEFAULT
 #                        a value of the YAML config FILE (KEY dotted: tokenizer.kind), or DEFAULT.
+#   average_checkpoints  stage 5 of every recipe: model.pt = average of the $average_num best
+#                        checkpoints by validation loss (0: leave model.pt as training wrote it).
+#   decode_set NAME MANIFEST
+#                        greedy decode of MANIFEST into $exp_dir/decode/NAME/greedy, and beam
+#                        search into .../beam$beam_size unless $beam_size is 0.
 #   train_command        `tasr train`, or `torchrun --nproc_per_node $ngpu -m tasr train`
 #                        when --ngpu is more than 1.
 #
@@ -60,20 +66,30 @@ parse_options() {
         echo "$0: unexpected argument '$1' (options are --name value; see --help)" >&2; exit 2 ;;
     esac
   done
+  if [ -n "${threads:-}" ]; then  # torch's intra-op threads in every tasr command
+    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+  fi
 }
 
 _set_option() {
   local name="${1#--}"
   name="${name//-/_}"
-  if [ -z "${!name+set}" ] || ! [[ " ${option_names:-} " == *" $name "* ]]; then
+  if ! _listed "$name" ${option_names:-} || [ -z "${!name+set}" ]; then
     echo "$0: unknown option $1 (see --help)" >&2
     exit 2
   fi
   local value=$2
-  if [[ " ${path_options:-} " == *" $name "* ]]; then
+  if _listed "$name" ${path_options:-}; then
     value=$(absolute "$value")
   fi
   printf -v "$name" '%s' "$value"
+}
+
+_listed() {  # NAME WORDS...: is NAME one of WORDS?
+  local name=$1 word
+  shift
+  for word in "$@"; do [ "$word" = "$name" ] && return 0; done
+  return 1
 }
 
 absolute() {  # PATH made absolute against the folder the script was started from ("" stays "")
@@ -139,6 +155,24 @@ tokenizer_options() {  # tasr tokenizer options from the config's `tokenizer` se
   kind=$(config_value "$config" tokenizer.kind char)
   echo "--kind $kind --vocab-size $(config_value "$config" tokenizer.vocab_size 500)" \
     "$([ "$(config_value "$config" tokenizer.lowercase false)" = true ] && echo --lowercase)"
+}
+
+average_checkpoints() {
+  if [ "$average_num" -gt 0 ]; then
+    tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
+  else
+    echo "--average-num 0: model.pt stays as tasr train wrote it"
+  fi
+}
+
+decode_set() {
+  local name=$1 manifest=$2
+  tasr decode --model "$exp_dir/model.pt" --manifest "$manifest" --out "$exp_dir/decode/$name/greedy" \
+    --device "$device"
+  if [ "$beam_size" -gt 0 ]; then
+    tasr decode --model "$exp_dir/model.pt" --manifest "$manifest" --out "$exp_dir/decode/$name/beam$beam_size" \
+      --beam "$beam_size" --device "$device"
+  fi
 }
 
 train_command() {

@@ -1,0 +1,108 @@
+"""recipes/fsdd/run.sh end to end, tiny: FSDD's GitHub archive layout served from 127.0.0.1."""
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "recipes" / "fsdd" / "run.sh"
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+SPEAKERS = ["george", "jackson", "yweweler"]
+INDICES = range(7)  # 0-4 are FSDD's test part (our dev set), 5-6 its train part
+
+pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found in {FSDD}")
+
+TINY_CONFIG = """\
+model:
+  sample_rate: 8000
+  fbank: {num_mel_bins: 23}
+  encoder: {block: transformer, d_model: 32, n_heads: 2, n_layers: 1, ff_dim: 64, subsampling_channels: 8,
+            left: 8, right: 1, dropout: 0.0}
+  specaugment: {num_freq_masks: 1, freq_mask_width: 4, num_time_masks: 1, time_mask_width: 10}
+tokenizer: {kind: bpe, vocab_size: 56}
+optim: {lr: 0.002, warmup_steps: 2}
+batching: {max_frames: 6000, num_workers: 0}
+speed_perturb: [0.9, 1.0, 1.1]
+epochs: 1
+log_interval: 1
+"""
+
+
+def make_archive(out: Path) -> Path:
+    """A tar.gz laid out as GitHub's archive of the FSDD tag: <name>/recordings/{digit}_{speaker}_{i}.wav."""
+    top = out / "build" / "free-spoken-digit-dataset-1.0.10"
+    (top / "recordings").mkdir(parents=True)
+    (top / "README.md").write_text("Free Spoken Digit Dataset (miniature)\n")
+    for speaker in SPEAKERS:
+        for digit in range(10):
+            for index in INDICES:
+                name = f"{digit}_{speaker}_{index}.wav"
+                shutil.copy(FSDD / name, top / "recordings" / name)
+    archive = out / "v1.0.10.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(top, arcname=top.name)
+    return archive
+
+
+def run_recipe(tmp_path, *args):
+    command = [str(RUN), "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
+               "--download-dir", str(tmp_path / "downloads"), "--device", "cpu", "--nj", "1",
+               "--train-speakers", "george,jackson", "--test-speakers", "yweweler",
+               "--num-train", "24", "--num-dev", "4", "--num-test", "6", "--max-digits", "3", *args]
+    env = {key: value for key, value in os.environ.items() if key != "FSDD_ROOT"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
+    make_archive(file_server.root)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    espeak = "2" if shutil.which("espeak-ng") else "0"
+    args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
+            "--average-num", "1", "--beam-size", "0"]
+    result = run_recipe(tmp_path, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    data = tmp_path / "data"
+    sets = {name: [json.loads(line) for line in (data / f"{name}.jsonl").read_text().splitlines()]
+            for name in ("train", "dev", "test")}
+    assert len(sets["train"]) == 24 + int(espeak) and len(sets["dev"]) == 4 and len(sets["test"]) == 6
+    assert {r["speaker"] for r in sets["test"]} == {"yweweler"}
+    assert "yweweler" not in {r["speaker"] for r in sets["train"] + sets["dev"]}
+    for record in sets["test"]:
+        words = record["text"].split()
+        assert 1 <= len(words) <= 3 and set(words) <= {"zero", "one", "two", "three", "four", "five", "six",
+                                                      "seven", "eight", "nine"}
+    exp = tmp_path / "exp"
+    assert (exp / "model.pt").exists()
+    assert (exp / "decode" / "test" / "greedy" / "summary.json").exists()
+    assert not (exp / "decode" / "test" / "beam10").exists()
+    assert "| test | greedy | 6 |" in (exp / "RESULTS.md").read_text()
+
+    again = run_recipe(tmp_path, *args)
+    assert again.returncode == 0
+    assert again.stdout.count("done already") == 8
+
+
+def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
+    env_root = FSDD.parent
+    command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),
+               "--data-dir", str(tmp_path / "data"), "--train-speakers", "george", "--test-speakers", "yweweler",
+               "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--espeak-num", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "FSDD_ROOT": str(env_root)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "yweweler (500)" in result.stdout  # the local copy was checked, nothing downloaded
+    assert not (tmp_path / "downloads").exists()
+    first = (tmp_path / "data" / "test.jsonl").read_text()
+    (tmp_path / "data" / "test.jsonl.made-by").unlink()  # force the data to be made again
+    shutil.rmtree(tmp_path / "exp" / ".done")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "FSDD_ROOT": str(env_root)})
+    assert again.returncode == 0
+    assert (tmp_path / "data" / "test.jsonl").read_text() == first  # seeded: same utterances
