@@ -146,9 +146,9 @@ class KaldiFeatures(nn.Module):
         straight at the FFT size (w is zero beyond the window), one rank-1 update for the means, the FFT
         of a cache-sized block, and a banded filterbank product (each filter touches few FFT bins).
         """
-        f, o = self.frame_opts, self.feat_opts
+        f = self.frame_opts
         dtype = layout.flat.dtype
-        padded_window, dc_window, groups, dense, dct = self._fast_tables(dtype)
+        padded_window = self._fast_tables(dtype)[0]
         fft_size, shift, c = f.padded_window_size, f.window_shift, f.preemphasis_coefficient
         # the preemphasised signal, with zeros after it so that every frame can be read at the FFT size
         flat = layout.flat
@@ -161,7 +161,6 @@ class KaldiFeatures(nn.Module):
         pre[0] = flat[0] * (1.0 - c)
         pre[used:] = 0.0
         pre_frames = pre.as_strided((layout.slots, fft_size), (shift, 1))
-        w0 = float(padded_window[0])
         # frame means straight from the strided view (no copy), for every slot
         means = layout.frames.mean(1) if f.remove_dc_offset else None
         out = torch.empty(layout.total, self.num_features, dtype=dtype)
@@ -178,27 +177,49 @@ class KaldiFeatures(nn.Module):
                 torch.index_select(pre_frames, 0, rows, out=zb)
                 zb.mul_(padded_window)
             mean = means[rows] if means is not None else None
-            if mean is not None:
-                zb.addr_(mean, dc_window, alpha=-1.0)
-            if w0 != 0.0:  # sample 0 of each frame: w0 (1 - c) (s0 - m)
-                first = layout.frames[rows, 0] if mean is None else layout.frames[rows, 0] - mean
-                zb[:, 0] = first * (w0 * (1.0 - c))
-            energy = None
-            if o.use_energy:
-                if o.raw_energy:
-                    frames = layout.frames[rows]
-                    energy = (frames if mean is None else frames - mean.unsqueeze(1)).square().sum(1)
-                else:
-                    energy = zb.square().sum(1)
-            spectrum = torch.view_as_real(torch.fft.rfft(zb)).square_()
-            pb = torch.add(spectrum[..., 0], spectrum[..., 1], out=power[: stop - start])
-            pb = pb[:, self.first_bin : self.last_bin]
-            if not o.use_power:
-                pb = pb.sqrt()
-            # few frames: one dense product costs less than a call per group
-            mel = pb @ dense if stop - start < 256 else _banded_matmul(pb, groups)
-            out[start:stop] = self._finish(mel, energy, dct)
+            out[start:stop] = self._windowed_to_features(zb, mean, layout.frames, rows, power)
         return out
+
+    def fast_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames `[n, window_size]` -> features `[n, F]` by exactly the arithmetic of `_fast_features`
+        (used by the streaming classes, so that streaming and offline give the same numbers)."""
+        f = self.frame_opts
+        padded_window = self._fast_tables(frames.dtype)[0]
+        c = f.preemphasis_coefficient
+        zb = torch.zeros(frames.shape[0], f.padded_window_size, dtype=frames.dtype)
+        torch.sub(frames[:, 1:], frames[:, :-1], out=zb[:, 1 : f.window_size])
+        zb[:, 1 : f.window_size].add_(frames[:, :-1], alpha=1.0 - c)
+        zb.mul_(padded_window)
+        mean = frames.mean(1) if f.remove_dc_offset else None
+        power = torch.empty(frames.shape[0], f.padded_window_size // 2 + 1, dtype=frames.dtype)
+        return self._windowed_to_features(zb, mean, frames, slice(None), power)
+
+    def _windowed_to_features(self, zb, mean, frames, rows, power):
+        """zb `[n, fft_size]` = w p (window times preemphasised frames, zero-padded), overwritten;
+        mean `[n]` or None; `frames[rows]` the raw frames (for sample 0 and the raw energy) -> `[n, F]`."""
+        f, o = self.frame_opts, self.feat_opts
+        padded_window, dc_window, groups, dense, dct = self._fast_tables(zb.dtype)
+        c, w0 = f.preemphasis_coefficient, float(padded_window[0])
+        n = zb.shape[0]
+        if mean is not None:
+            zb.addr_(mean, dc_window, alpha=-1.0)
+        if w0 != 0.0:  # sample 0 of each frame: w0 (1 - c) (s0 - m)
+            first = frames[rows, 0] if mean is None else frames[rows, 0] - mean
+            zb[:, 0] = first * (w0 * (1.0 - c))
+        energy = None
+        if o.use_energy:
+            if o.raw_energy:
+                raw = frames[rows]
+                energy = (raw if mean is None else raw - mean.unsqueeze(1)).square().sum(1)
+            else:
+                energy = zb.square().sum(1)
+        spectrum = torch.view_as_real(torch.fft.rfft(zb)).square_()
+        pb = torch.add(spectrum[..., 0], spectrum[..., 1], out=power[:n])[:, self.first_bin : self.last_bin]
+        if not o.use_power:
+            pb = pb.sqrt()
+        # few frames: one dense product costs less than a call per group
+        mel = pb @ dense if n < 256 else _banded_matmul(pb, groups)
+        return self._finish(mel, energy, dct)
 
     def _tables(self, dtype):
         extra = (self.dct.to(dtype),) if self.kind == "mfcc" else ()

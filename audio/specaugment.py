@@ -83,7 +83,8 @@ class SpecAugment(nn.Module):
             width = width * (torch.arange(most, device=device) < counts.unsqueeze(1))  # unused masks: width 0
             start = (torch.rand(batch, most, device=device) * (lengths.unsqueeze(1) - width + 1).clamp(min=1)).long()
             masked = masked | _spans(start, width, frames).unsqueeze(2)
-        return feats.masked_fill(masked, self.mask_value)
+        real = (torch.arange(frames, device=device) < lengths.unsqueeze(1)).unsqueeze(2)
+        return feats.masked_fill(masked & real, self.mask_value)
 
     def _warp(self, feats, lengths):
         """Move a random centre c of each utterance by w in [-W, W] frames, stretching both sides linearly."""

@@ -142,7 +142,8 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     rows) and one batched matrix product covers them (the few windows straddling two sequences
     are computed and dropped). The work runs in segments of blocks sized to keep the working
     set (scores, weights, slices) to a few MiB on CPU. Without autograd each segment gathers its
-    own rows from q, k, v, so nothing of the size of the input is copied; with autograd the
+    own rows from q, k, v, so nothing of the size of the input is copied (unless q, k or v is
+    not contiguous over B, H, T); with autograd the
     flat layout is built once (a padded copy of q, k, v) and segments are views of it.
     """
     B, H, T, D = q.shape
@@ -155,36 +156,30 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     G = B * H * stride  # blocks in the flat layout
     useful = G - stride + n  # blocks after this one hold padding only
     lengths = torch.full((B,), T, device=q.device) if lengths is None else lengths.to(q.device)
+    dot_softmax = score == "dot" and normalize == "softmax"
+    scale = D**-0.5 if dot_softmax else 1.0
+
+    # Row r of the flat key layout holds frame t = r % P - left of sequence r // P (if 0 <= t < T).
+    r = torch.arange(useful * C + left + right, device=q.device)
+    sequence, t = r // P, r % P - left
+    key_valid = (t >= 0) & (t < lengths[sequence // H])  # a real frame, not padding
+    low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
+    key_bias = torch.zeros(key_valid.shape, device=q.device).masked_fill_(~key_valid, low)
     differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
-
-    if differentiable:  # the flat layout, built once: [B*H*P, D]
-        flat = {
-            name: F.pad(x, (0, 0, front, P - front - T)).reshape(G * C, D)
-            for name, x, front in (("q", q, 0), ("k", k, left), ("v", v, left))
-        }
-
-    def rows(name, x, front, start, stop):
-        """Rows start ... stop-1 of the flat layout of `x`: [stop - start, D]."""
-        if differentiable:
-            return flat[name][start:stop]
-        r = torch.arange(start, stop, device=q.device)
-        sequence, t = r // P, r % P - front
-        inside = (t >= 0) & (t < T)
-        picked = x[sequence // H, sequence % H, t.clamp(0, T - 1)]
-        return picked.masked_fill_(~inside[:, None], 0.0)
-
-    def key_valid(start, stop):
-        """Whether rows start ... stop-1 of the flat key layout hold a real (unpadded) frame."""
-        r = torch.arange(start, stop, device=q.device)
-        sequence, t = r // P, r % P - left
-        return (t >= 0) & (t < lengths[sequence // H])
+    if differentiable:  # the flat layouts, built once ([rows, D]); segments are views of them
+        q_rows, k_rows, v_rows = (
+            F.pad(x, (0, 0, front, P - front - T)).reshape(G * C, D)
+            for x, front in ((q * scale if scale != 1 else q, 0), (k, left), (v, left))
+        )
+    else:  # segments gather their own rows; padding rows repeat a real frame (masked out anyway)
+        q_index = (r[: useful * C] // P) * T + (r[: useful * C] % P).clamp(max=T - 1)
+        kv_index = sequence * T + t.clamp(0, T - 1)
+        q_flat, k_flat, v_flat = (x.reshape(B * H * T, D) for x in (q, k, v))
 
     a = torch.arange(C, device=q.device)
     b = torch.arange(W, device=q.device)
     band = (b[None, :] - a[:, None] >= 0) & (b[None, :] - a[:, None] <= left + right)  # [C, W]
-    dot_softmax = score == "dot" and normalize == "softmax"
-    low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
-    band_bias = torch.zeros(C, W, device=q.device).masked_fill(~band, low)
+    band_bias = torch.zeros(C, W, device=q.device).masked_fill_(~band, low)
     if score == "additive":  # the weight vector of block g's head
         heads = torch.arange(B * H, device=q.device).repeat_interleave(stride) % H
         head_weight = additive_weight[heads]  # [G, D]
@@ -197,21 +192,26 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     pieces = []
     for first in range(0, useful, per_segment):
         last = min(first + per_segment, useful)
-        q_seg = rows("q", q, 0, first * C, last * C).view(-1, C, D)
-        k_seg = rows("k", k, left, first * C, last * C + left + right).unfold(0, W, C)  # [g, D, W]
-        v_seg = rows("v", v, left, first * C, last * C + left + right).unfold(0, W, C)
-        seen = key_valid(first * C, last * C + left + right).unfold(0, W, C)[:, None, :]  # [g, 1, W]
+        queries, keys = slice(first * C, last * C), slice(first * C, last * C + left + right)
+        if differentiable:
+            q_seg, k_seg, v_seg = q_rows[queries], k_rows[keys], v_rows[keys]
+        else:
+            q_seg = q_flat.index_select(0, q_index[queries])
+            k_seg, v_seg = k_flat.index_select(0, kv_index[keys]), v_flat.index_select(0, kv_index[keys])
+            if scale != 1:
+                q_seg *= scale
+        q_seg, k_seg, v_seg = q_seg.view(-1, C, D), k_seg.unfold(0, W, C), v_seg.unfold(0, W, C)  # k, v: [g, D, W]
         if half:
             q_seg, k_seg = q_seg.float(), k_seg.float()
         if dot_softmax:
-            scores = torch.bmm(q_seg * D**-0.5, k_seg)  # [g, C, W]
+            scores = torch.bmm(q_seg, k_seg)  # [g, C, W]
             scores += band_bias
-            scores += torch.zeros(seen.shape, device=q.device).masked_fill_(~seen, low)
+            scores += key_bias[keys].unfold(0, W, C)[:, None, :]
             weights = torch.softmax(scores, dim=-1)
         else:
             w = head_weight[first:last].view(-1, 1, 1, D) if score == "additive" else None
             scores = _scores(q_seg, k_seg.transpose(-1, -2), score, w)
-            weights = _normalize(scores, band & seen, normalize)
+            weights = _normalize(scores, band & key_valid[keys].unfold(0, W, C)[:, None, :], normalize)
         weights = weights.to(v.dtype)
         if dropout_p:
             weights = F.dropout(weights, dropout_p)

@@ -51,10 +51,10 @@ def flex_truncated_attention(q, k, v, left, right, lengths=None, compile: bool =
     if not q.is_cuda and torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
         raise RuntimeError("FlexAttention has no backward on CPU: use the chunked backend for training")
     B, H, T, D = q.shape
-    limit = max(T - 1, 0)
-    left = limit if left is None else min(left, limit)
-    right = limit if right is None else min(right, limit)
     T_pad = _bucket(T, BLOCK)
+    # Clipped to the bucket, not to T, so that every T of a bucket shares one mask function.
+    left = T_pad - 1 if left is None else min(left, T_pad - 1)
+    right = T_pad - 1 if right is None else min(right, T_pad - 1)
     B_pad = _bucket(B, 1)
     if lengths is None:
         lengths = torch.full((B,), T, dtype=torch.int32, device=q.device)

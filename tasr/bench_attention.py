@@ -48,6 +48,10 @@ def add_arguments(parser):
                         help="(default: %(default)s)")
     parser.add_argument("--backward", action="store_true", help="time forward + backward instead of forward only")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--omp-wait-policy", default="passive", choices=("passive", "active", "inherit"),
+                        help="OMP_WAIT_POLICY of the CPU child processes: 'passive' threads sleep while "
+                             "waiting instead of spinning, which matters on a shared, busy CPU; 'inherit' "
+                             "keeps this environment's setting (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per point, median reported (default: %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="skip a point predicted to take longer than this per run (default: %(default)s)")
@@ -88,7 +92,8 @@ def main(args):
     threads = args.threads or os.cpu_count()
     settings = dict(left=args.left, right=args.right, heads=args.heads, head_dim=args.head_dim,
                     batch=args.batch, device=args.device, dtype=args.dtype, backward=args.backward,
-                    threads=threads, repeats=args.repeats, block_size=args.block_size)
+                    threads=threads, repeats=args.repeats, block_size=args.block_size,
+                    omp_wait_policy=args.omp_wait_policy if args.device == "cpu" else None)
 
     print(describe(settings, lengths))
     errors = check_against_dense(settings, backends, min(lengths[0], 2000))
@@ -155,7 +160,10 @@ def parse_lengths(text: str) -> list[int]:
 def describe(s, lengths) -> str:
     window = s["left"] + s["right"] + 1
     longest = lengths[-1] * FRAME_SECONDS
-    where = f"{s['device']} ({s['threads']} threads)" if s["device"] == "cpu" else s["device"]
+    where = s["device"]
+    if s["device"] == "cpu":
+        policy = s["omp_wait_policy"] if s["omp_wait_policy"] != "inherit" else os.environ.get("OMP_WAIT_POLICY", "default")
+        where = f"cpu ({s['threads']} threads, OMP_WAIT_POLICY {policy}, one child process per point)"
     return (
         f"Truncated self-attention cost against length: B={s['batch']}, H={s['heads']}, D={s['head_dim']}, "
         f"left={s['left']}, right={s['right']} (each frame sees {window} frames), {s['dtype']}, {where}, "
@@ -258,8 +266,11 @@ def available_bytes(device) -> int:
 def measure_in_child(s, backend, T) -> dict:
     """Run `measure` in a fresh Python process, so its peak memory is this point's alone."""
     request = json.dumps(dict(settings=s, backend=backend, frames=T))
+    env = dict(os.environ)
+    if s["omp_wait_policy"] not in (None, "inherit"):
+        env["OMP_WAIT_POLICY"] = s["omp_wait_policy"].upper()
     child = subprocess.run([sys.executable, "-m", "tasr.bench_attention"], input=request,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
     if child.returncode != 0:
         last = (child.stderr.strip().splitlines() or ["no message"])[-1]
         killed = " (killed: out of memory?)" if child.returncode < 0 else ""

@@ -15,6 +15,7 @@ from tasr.errors import TasrError
 # "words of the command": (module, one-line help)
 COMMANDS = {
     "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
+    "bench transcribe": ("tasr.bench_transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
     "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
     "average": ("tasr.average", "average checkpoints into a model file"),
     "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),

@@ -21,7 +21,7 @@ FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fs
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -21,7 +21,7 @@ FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fs
 NAMES = "zero one two three four five six seven eight nine".split()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -78,7 +78,7 @@ def joined_digits(clips, n, rng, rate=8000):
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    """A tiny model trained for ~250 steps on one speaker's digits joined with pauses (overfits, on purpose)."""
+    """A tiny model trained for 200 steps on one speaker's digits joined with pauses (overfits, on purpose)."""
     files = sorted(glob.glob(os.path.join(FSDD, "*_george_*.wav")))[::10][:30]
     if len(files) < 30:
         pytest.skip("FSDD not found beside the repository")
@@ -90,9 +90,9 @@ def digits(tmp_path_factory):
               "encoder": {"d_model": 48, "n_heads": 2, "n_layers": 2, "ff_dim": 96, "subsampling_channels": 8,
                           "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
     model = SpeechRecognizer(config, tok)
-    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(250):
-        batch = [joined_digits(clips, rng.randint(1, 3), rng) for _ in range(6)]
+    optimizer = torch.optim.Adam(model.parameters(), 4e-3)
+    for _ in range(200):
+        batch = [joined_digits(clips, rng.randint(1, 3), rng) for _ in range(4)]
         waves = torch.nn.utils.rnn.pad_sequence([w for w, _ in batch], batch_first=True)
         log_probs, lengths = model(waves, torch.tensor([w.shape[0] for w, _ in batch]))
         targets = [torch.tensor(tok.encode(" ".join(word for word, _, _ in truth))) for _, truth in batch]

@@ -16,7 +16,7 @@ from tasr.windowing import StreamingEncoder, encode_windowed, plan_windows
 FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny models on a shared CPU run fastest (and steadiest) on one thread."""
     threads = torch.get_num_threads()

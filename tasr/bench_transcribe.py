@@ -1,0 +1,178 @@
+"""Real-time factor of `tasr transcribe` on 10 s, 60 s and 600 s inputs, 1 and 2 CPU threads (and CUDA).
+
+Each measurement runs in a fresh process (so that its peak memory is its own): load the model,
+warm up on 1 s, then time the whole transcription of one input (front-end, encoder in
+--max-frames windows, greedy decoding, word alignment, subtitle segments; not the file read).
+RTF = wall time / audio duration. Peers in the same table: the same weights with FULL attention
+(left/right None, one pass, memory quadratic in length) up to --full-max-s seconds of audio.
+
+Without MODEL, a random-weight model with the "small" encoder of `models/encoder.py` is used
+(speed does not depend on the weights). The input is --audio repeated to each duration, or
+speech-like noise bursts with pauses. The command fails (exit 1) when the RTF of truncated
+attention on the largest thread count exceeds --max-rtf.
+"""
+
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+
+import torch
+
+
+SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
+         "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,
+                     "subsampling_channels": 32, "conv_kernel": 15, "left": 16, "right": 2, "dropout": 0.0}}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", metavar="MODEL", nargs="?",
+                        help="model file (default: random weights, the small conformer of models/encoder.py)")
+    parser.add_argument("--durations", type=float, nargs="+", default=[10, 60, 600], metavar="S",
+                        help="input lengths in seconds (default 10 60 600)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N", help="default 1 2")
+    parser.add_argument("--audio", metavar="FILE", help="audio repeated to each duration (default: noise bursts)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="as in `tasr transcribe` (default: its default)")
+    parser.add_argument("--full-max-s", type=float, default=60, metavar="S",
+                        help="measure the full-attention peer up to this input length (default 60)")
+    parser.add_argument("--no-cuda", action="store_true", help="skip CUDA even when present")
+    parser.add_argument("--max-rtf", type=float, default=0.02,
+                        help="fail when truncated attention on the most threads is slower than this (default 0.02)")
+
+
+def speechlike(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
+    """Bursts of band-limited noise (0.3-0.7 s) with pauses (0.2-0.8 s) and a low noise floor."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(seconds * rate)
+    wave = 1e-3 * torch.randn(n, generator=g)
+    t = 0
+    while t < n:
+        t += int(rate * (0.2 + 0.6 * torch.rand(1, generator=g).item()))
+        length = int(rate * (0.3 + 0.4 * torch.rand(1, generator=g).item()))
+        burst = torch.randn(length, generator=g)
+        burst = torch.nn.functional.avg_pool1d(burst[None, None], 5, 1, 2)[0, 0] * torch.hann_window(length)
+        wave[t:t + length] += 0.3 * burst[: max(0, min(length, n - t))]
+        t += length
+    return wave
+
+
+def _measure(spec: dict, queue) -> None:
+    """Child process: one timed transcription; puts a result dict on `queue`."""
+    try:
+        torch.set_num_threads(spec["threads"])
+        from tasr.model import SpeechRecognizer, load_file
+        from tasr.transcribe import DEFAULT_MAX_FRAMES, Transcriber
+
+        state = load_file(spec["model"])
+        if spec["attention"] == "full":
+            state["config"]["encoder"].update(left=None, right=None)
+        model = SpeechRecognizer.from_file_state(state).to(spec["device"]).eval()
+        rate = model.sample_rate
+        if spec["audio"]:
+            import audio
+
+            piece = audio.load(spec["audio"], rate)
+            wave = piece.repeat(int(spec["seconds"] * rate) // max(1, piece.shape[0]) + 1)[: int(spec["seconds"] * rate)]
+        else:
+            wave = speechlike(spec["seconds"], rate)
+        budget = spec["max_frames"] if spec["max_frames"] is not None else DEFAULT_MAX_FRAMES
+        transcriber = Transcriber(model, max_frames=None if spec["attention"] == "full" else budget)
+        transcriber.transcript("warm-up", transcriber.log_probs(wave[:rate]), wave[:rate])
+        sync = torch.cuda.synchronize if spec["device"] == "cuda" else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        t = transcriber.transcript("bench", transcriber.log_probs(wave), wave)
+        sync()
+        wall = time.perf_counter() - start
+        result = {"wall": wall, "rtf": wall / spec["seconds"], "words": len(t.words),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if spec["device"] == "cuda":
+            result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        queue.put(result)
+    except Exception as error:  # reported in the table, e.g. out of memory for full attention
+        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def measure(spec: dict) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_measure, args=(spec, queue))
+    process.start()
+    process.join()
+    if not queue.empty():
+        return queue.get()
+    return {"error": f"the measuring process died (exit {process.exitcode}; out of memory?)"}
+
+
+def main(args) -> int:
+    from tqdm import tqdm
+
+    from tasr.model import SpeechRecognizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = args.model
+        if model_path is None:
+            from tasr.text import CharTokenizer
+
+            torch.manual_seed(0)
+            model_path = os.path.join(tmp, "random.pt")
+            SpeechRecognizer(SMALL, CharTokenizer(list(" 'abcdefghijklmnopqrstuvwxyz"))).save(model_path)
+        model = SpeechRecognizer.load(model_path)  # a clear error now for a bad file
+        print(model.describe(), file=sys.stderr)
+        devices = [("cpu", n) for n in args.threads]
+        if torch.cuda.is_available() and not args.no_cuda:
+            devices.append(("cuda", 1))
+        specs = []
+        for device, threads in devices:
+            for seconds in args.durations:
+                for attention in ("truncated", "full"):
+                    if attention == "full" and seconds > args.full_max_s:
+                        continue
+                    specs.append({"model": model_path, "device": device, "threads": threads, "seconds": seconds,
+                                  "attention": attention, "audio": args.audio, "max_frames": args.max_frames})
+        rows = []
+        for spec in tqdm(specs, desc="bench transcribe", unit="run", disable=None):
+            rows.append((spec, measure(spec)))
+
+    print(f"{'device':<6} {'threads':>7} {'input s':>8} {'attention':<10} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11}")
+    for spec, r in rows:
+        head = f"{spec['device']:<6} {spec['threads']:>7} {spec['seconds']:>8g} {spec['attention']:<10}"
+        if "error" in r:
+            print(f"{head} failed: {r['error']}")
+            continue
+        gpu = f"  (GPU peak {r['peak_gpu_mb']:.0f} MB)" if "peak_gpu_mb" in r else ""
+        print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}{gpu}")
+    print(full_attention_note(model, max(args.durations)))
+
+    top = max(args.threads)
+    checked = [(s, r) for s, r in rows if s["device"] == "cpu" and s["threads"] == top and s["attention"] == "truncated"]
+    failed = [(s, r) for s, r in checked if "error" in r or r["rtf"] > args.max_rtf]
+    if failed:
+        worst = ", ".join(f"{s['seconds']:g} s: " + (r.get("error") or f"RTF {r['rtf']:.4f}") for s, r in failed)
+        print(f"FAIL: real-time factor above {args.max_rtf} on {top} thread(s) ({worst})")
+        return 1
+    print(f"ok: real-time factor at most {args.max_rtf} on {top} thread(s) for every input length")
+    return 0
+
+
+def full_attention_note(model, seconds: float) -> str:
+    """What the attention scores of one layer take for `seconds` of audio, full vs truncated."""
+    enc = model.encoder
+    frames = seconds * 1000 / enc.frame_shift_ms / enc.subsampling
+    block = enc.blocks[0]
+    heads = block.attention.n_heads
+    band = (block.left or 0) + (block.right or 0) + 1
+    return (f"attention scores of one layer for {seconds:g} s ({frames:.0f} frames, {heads} heads, float32): "
+            f"full attention {_size(frames ** 2 * heads * 4)} (quadratic), truncated (band of {band}) "
+            f"{_size(frames * band * heads * 4)} (linear)")
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024

@@ -1,0 +1,119 @@
+"""audio.load: formats, channels, resampling, and clear errors for bad input."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import audio
+from audio_helpers import FSDD
+
+
+def tone(rate, seconds=0.5, channels=1):
+    t = np.arange(int(rate * seconds)) / rate
+    wave = 0.5 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def test_reads_real_speech_as_float32_mono_at_the_requested_rate():
+    if not FSDD.is_dir():
+        pytest.skip("FSDD not found")
+    path = FSDD / "0_george_0.wav"
+    native, rate = soundfile.read(path, dtype="float32")
+    same = audio.load(path, sample_rate=rate)
+    assert same.dtype == torch.float32 and same.shape == (len(native),)
+    assert torch.equal(same, torch.from_numpy(native))
+    upsampled = audio.load(str(path), sample_rate=16000)
+    assert abs(upsampled.numel() - 2 * len(native)) <= 1 and upsampled.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("suffix,subtype", [(".wav", "PCM_16"), (".flac", "PCM_16"), (".ogg", "VORBIS"), (".wav", "FLOAT")])
+def test_formats_channels_and_resampling(tmp_path, suffix, subtype):
+    path = tmp_path / f"tone{suffix}"
+    soundfile.write(path, tone(22050, channels=2), 22050, subtype=subtype)
+    wave = audio.load(path, sample_rate=16000)
+    assert wave.dtype == torch.float32 and wave.dim() == 1
+    assert abs(wave.numel() - 8000) <= 2
+    assert 0.4 < wave.abs().max() <= 0.55  # the two channels averaged (lossy codecs overshoot a little)
+
+
+def test_bytes_file_objects_and_waveform_pairs():
+    buffer = io.BytesIO()
+    soundfile.write(buffer, tone(16000), 16000, format="WAV", subtype="PCM_16")
+    data = buffer.getvalue()
+    from_bytes = audio.load(data)
+    from_file = audio.load(io.BytesIO(data))
+    assert torch.equal(from_bytes, from_file) and from_bytes.numel() == 8000
+    stereo = torch.from_numpy(tone(8000, channels=2).T.copy())
+    pair = audio.load((stereo, 8000), sample_rate=16000)
+    assert pair.dtype == torch.float32 and abs(pair.numel() - 8000) <= 1
+    assert torch.equal(audio.load((from_bytes, 16000)), from_bytes)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(audio.AudioError, match=r"nothere\.wav: no such file"):
+        audio.load(tmp_path / "nothere.wav")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(audio.AudioError, match=r"empty\.wav: empty file \(0 bytes\)"):
+        audio.load(path)
+    with pytest.raises(audio.AudioError, match="empty"):
+        audio.load(b"")
+
+
+def test_text_file_named_wav(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not audio\n" * 10)
+    with pytest.raises(audio.AudioError, match=r"notes\.wav: not an audio file"):
+        audio.load(path)
+
+
+def test_truncated_flac(tmp_path):
+    path = tmp_path / "cut.flac"
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.random.default_rng(0).uniform(-0.5, 0.5, 16000), 16000, format="FLAC")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(audio.AudioError, match=r"cut\.flac: unreadable or truncated"):
+        audio.load(path)
+
+
+def test_zero_length_audio_gives_zero_frames(tmp_path):
+    path = tmp_path / "nothing.wav"
+    soundfile.write(path, np.zeros(0), 16000)
+    wave = audio.load(path)
+    assert wave.shape == (0,)
+    assert audio.fbank(wave).shape == (0, 80)
+    assert audio.mfcc(wave).shape == (0, 13)
+    feats, frame_lengths = audio.Fbank()(wave.view(1, 0))
+    assert feats.shape == (1, 0, 80) and frame_lengths.tolist() == [0]
+
+
+def test_shorter_than_one_frame_gives_zero_frames_without_crashing():
+    short = torch.rand(399) - 0.5  # one sample short of a 25 ms frame at 16 kHz
+    assert audio.fbank(short).shape == (0, 80)
+    assert audio.fbank(short, snip_edges=False).shape == (2, 80)  # Kaldi: (399 + 80) // 160 frames, edges reflected
+    feats, frame_lengths = audio.Fbank()(torch.rand(2, 500), torch.tensor([100, 500]))
+    assert frame_lengths.tolist() == [0, 1] and (feats[0] == 0).all()
+
+
+def test_nan_samples_are_a_clear_error(tmp_path):
+    samples = np.zeros(16000, dtype=np.float32)
+    samples[5000] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(audio.AudioError, match=r"nan\.wav: contains NaN or infinite samples"):
+        audio.load(path)
+    with pytest.raises(audio.AudioError, match="NaN"):
+        audio.fbank(torch.from_numpy(samples))
+    with pytest.raises(audio.AudioError, match="NaN"):
+        audio.load((torch.from_numpy(samples), 16000))
+
+
+def test_unsupported_source_type():
+    with pytest.raises(audio.AudioError, match="cannot read audio from a int"):
+        audio.load(42)
