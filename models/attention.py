@@ -159,21 +159,15 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     dot_softmax = score == "dot" and normalize == "softmax"
     scale = D**-0.5 if dot_softmax else 1.0
 
-    # Row r of the flat key layout holds frame t = r % P - left of sequence r // P (if 0 <= t < T).
-    r = torch.arange(useful * C + left + right, device=q.device)
-    sequence, t = r // P, r % P - left
-    key_valid = (t >= 0) & (t < lengths[sequence // H])  # a real frame, not padding
+    sequence_length = lengths.repeat_interleave(H)  # [B*H]
     low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
-    key_bias = torch.zeros(key_valid.shape, device=q.device).masked_fill_(~key_valid, low)
     differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     if differentiable:  # the flat layouts, built once ([rows, D]); segments are views of them
         q_rows, k_rows, v_rows = (
             F.pad(x, (0, 0, front, P - front - T)).reshape(G * C, D)
             for x, front in ((q * scale if scale != 1 else q, 0), (k, left), (v, left))
         )
-    else:  # segments gather their own rows; padding rows repeat a real frame (masked out anyway)
-        q_index = (r[: useful * C] // P) * T + (r[: useful * C] % P).clamp(max=T - 1)
-        kv_index = sequence * T + t.clamp(0, T - 1)
+    else:  # segments gather their own rows of q, k, v
         q_flat, k_flat, v_flat = (x.reshape(B * H * T, D) for x in (q, k, v))
 
     a = torch.arange(C, device=q.device)
@@ -192,12 +186,17 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     pieces = []
     for first in range(0, useful, per_segment):
         last = min(first + per_segment, useful)
-        queries, keys = slice(first * C, last * C), slice(first * C, last * C + left + right)
+        # Key row r of the flat layout holds frame t = r % P - left of sequence r // P, if 0 <= t < T.
+        r = torch.arange(first * C, last * C + left + right, device=q.device)
+        sequence = r // P
+        t = r - sequence * P - left
+        key_valid = (t >= 0) & (t < sequence_length[sequence])  # [rows]: a real frame, not padding
         if differentiable:
-            q_seg, k_seg, v_seg = q_rows[queries], k_rows[keys], v_rows[keys]
-        else:
-            q_seg = q_flat.index_select(0, q_index[queries])
-            k_seg, v_seg = k_flat.index_select(0, kv_index[keys]), v_flat.index_select(0, kv_index[keys])
+            q_seg, k_seg, v_seg = q_rows[first * C:last * C], k_rows[first * C:r[-1] + 1], v_rows[first * C:r[-1] + 1]
+        else:  # padding rows repeat a real frame (clamped index): masked out below
+            index = sequence * T + t.clamp(0, T - 1)
+            q_seg = q_flat.index_select(0, index[left:left + (last - first) * C])  # query row r: key row r + left
+            k_seg, v_seg = k_flat.index_select(0, index), v_flat.index_select(0, index)
             if scale != 1:
                 q_seg *= scale
         q_seg, k_seg, v_seg = q_seg.view(-1, C, D), k_seg.unfold(0, W, C), v_seg.unfold(0, W, C)  # k, v: [g, D, W]
@@ -206,12 +205,12 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
         if dot_softmax:
             scores = torch.bmm(q_seg, k_seg)  # [g, C, W]
             scores += band_bias
-            scores += key_bias[keys].unfold(0, W, C)[:, None, :]
+            scores += torch.where(key_valid, 0.0, low).unfold(0, W, C)[:, None, :]
             weights = torch.softmax(scores, dim=-1)
         else:
             w = head_weight[first:last].view(-1, 1, 1, D) if score == "additive" else None
             scores = _scores(q_seg, k_seg.transpose(-1, -2), score, w)
-            weights = _normalize(scores, band & key_valid[keys].unfold(0, W, C)[:, None, :], normalize)
+            weights = _normalize(scores, band & key_valid.unfold(0, W, C)[:, None, :], normalize)
         weights = weights.to(v.dtype)
         if dropout_p:
             weights = F.dropout(weights, dropout_p)

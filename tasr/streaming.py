@@ -15,7 +15,7 @@ the log-probs, hence the final text, equal offline decoding. The cost of a step 
 
 import torch
 
-from audio.online import OnlineFbank
+import audio
 from models.ctc import BLANK
 from tasr.windowing import StreamingEncoder
 
@@ -26,7 +26,7 @@ class StreamingRecognizer:
     def __init__(self, model):
         self.model = model
         self.device = next(model.parameters()).device
-        self.frontend = OnlineFbank(model.sample_rate, **dict(model.config.get("fbank") or {})).to(self.device)
+        self.frontend = audio.OnlineFbank(model.sample_rate, **dict(model.config.get("fbank") or {})).to(self.device)
         if self.frontend.module.feat_opts.subtract_mean:
             raise ValueError("the model's front-end subtracts the utterance mean (subtract_mean), "
                              "which needs the whole utterance: it cannot stream")

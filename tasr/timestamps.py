@@ -19,7 +19,7 @@ noise floor and peak level), never past the neighbouring words, by at most `max_
 and `max_start_s` (0.2 s): the way subtitle tools snap ASR timestamps to loudness.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 

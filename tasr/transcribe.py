@@ -17,7 +17,9 @@ frames / subsampling: one hour at 40 ms frames is 90,000^2 x 4 bytes = 32 GB per
 recording longer than --max-frames cannot be split; it is reported and skipped.
 
 Timestamps: words come from the CTC alignment of the decoded tokens (greedy: the best path;
-beam: Viterbi forced alignment), with a confidence in [0, 1]. Subtitles (srt, vtt) break at
+beam: Viterbi forced alignment), with a confidence in [0, 1]; a pause of 0.3 s also ends a
+word. CTC spikes end words early, so each word is then widened to the edges of the sound
+around it (--raw-timestamps keeps the alignment's times). Subtitles (srt, vtt) break at
 pauses, keep to two lines of 42 characters and have increasing times within the audio.
 
 --streaming feeds each file chunk by chunk (--chunk-ms) through the online front-end and the
@@ -241,8 +243,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (default: torch's choice, usually the number of cores)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
-                        help="short inputs (each under --max-frames) decoded together, at most N at a "
-                             "time and --max-frames padded frames in all (default 8)")
+                        help="short inputs (under 60 s) decoded together in padded batches of at most N "
+                             "inputs and --max-frames frames (default 8)")
     parser.add_argument("--beam", type=int, metavar="N",
                         help="beam search with N hypotheses (torchaudio/flashlight); default: greedy")
     parser.add_argument("--lm", metavar="FILE", help="KenLM word n-gram (ARPA or binary) for beam search")
@@ -315,9 +317,9 @@ def main(args) -> int:
     wall = time.perf_counter() - started
     failed = len(failures) + run.failed
     hours = run.audio_seconds / 3600
-    rtf = wall / run.audio_seconds if run.audio_seconds else float("nan")
+    rtf = f"{wall / run.audio_seconds:.4f}" if run.audio_seconds else "n/a"
     print(f"transcribed {run.done} file(s), {failed} failed; {hours:.4f} h ({run.audio_seconds:.1f} s) of "
-          f"audio in {wall:.1f} s wall time; real-time factor {rtf:.4f}", file=sys.stderr)
+          f"audio in {wall:.1f} s wall time; real-time factor {rtf}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -108,3 +108,6 @@ def test_speed_perturb_changes_length_and_pitch():
         assert abs(peak_hz - 500 * factor) < 5
     with pytest.raises(ValueError, match="factor"):
         audio.speed_perturb(wave, rate, 0)
+    # tensors that need gradients (or live on a GPU) go through torchaudio's resampler instead of soxr
+    resampled = audio.speed_perturb(wave.clone().requires_grad_(), rate, 1.1)
+    assert resampled.requires_grad and abs(resampled.numel() - round(rate / 1.1)) <= 2

@@ -20,6 +20,7 @@ download_dir=downloads              # archives, unpacked into downloads/LibriSpe
 corpus_dir=""                       # an existing unpacked LibriSpeech (holding <subset>/ folders): no download
 url_base=""                         # download from here instead of openslr.org and its mirrors
 md5_list=""                         # md5sum-style list for the archives (default: openslr's published sums)
+keep_archives=false                 # true: keep each .tar.gz after unpacking it
 train_sets=train-clean-100
 dev_sets=dev-clean,dev-other        # validation during training (joined)
 test_sets=dev-clean,dev-other,test-clean,test-other
@@ -28,7 +29,7 @@ average_num=10                      # model.pt = average of the N best checkpoin
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
 threads=""                          # torch threads per process (empty: torch's default, all cores)
 device=auto                         # training/decoding device: auto, cpu, cuda
-option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir corpus_dir url_base md5_list
+option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir corpus_dir url_base md5_list keep_archives
   train_sets dev_sets test_sets cmvn_utterances average_num beam_size device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir md5_list"
 parse_options "$@"
@@ -47,7 +48,8 @@ download() {
     return 0
   fi
   python local/download.py --subsets "$all_sets" --download-dir "$download_dir" \
-    ${url_base:+--url-base "$url_base"} ${md5_list:+--md5-list "$md5_list"}
+    ${url_base:+--url-base "$url_base"} ${md5_list:+--md5-list "$md5_list"} \
+    $([ "$keep_archives" = true ] && echo --keep-archives)
 }
 
 manifests() {
