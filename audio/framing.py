@@ -77,6 +77,10 @@ class FrameLayout:
         self.frames = self.flat.as_strided((self.slots, window), (shift, 1))
         self.direct = batch == 1 or (self.full and self.slots_per_row == self.max_frames)
         device = waveforms.device
+        if batch == 1:  # the common one-utterance case, without the general bookkeeping
+            self.frame_in_utterance = self.index = torch.arange(self.total, device=device)
+            self.utterance = torch.zeros_like(self.index)
+            return
         self.utterance = torch.repeat_interleave(torch.arange(batch, device=device), self.frame_lengths, output_size=self.total)
         first = torch.cumsum(self.frame_lengths, 0) - self.frame_lengths
         self.frame_in_utterance = torch.arange(self.total, device=device) - first[self.utterance]

@@ -17,8 +17,8 @@ Backends:
 - `dense`: the reference; `scaled_dot_product_attention` with a band mask, O(T²) memory.
 - `chunked`: pure PyTorch, O(T·(left+right)) time and memory. Queries are cut into blocks of a
   few frames; each block is multiplied with exactly the slice of keys its band can reach
-  (an `unfold` view, batched over all blocks at once), so almost no score outside the band is
-  computed. Blocks are processed in a few large segments to bound peak memory.
+  (an `unfold` view, batched over the blocks of all heads at once), so little outside the band
+  is computed. Blocks go through in segments of a few MiB, so peak memory stays small.
 - `flex`: FlexAttention with a block-sparse mask (compiled; forward and backward on CUDA,
   forward only on CPU; see `models/attention_flex.py`).
 - `auto`: the fastest correct one for the device, length and window (see `choose_backend`).
@@ -36,11 +36,14 @@ BACKENDS = ("auto", "dense", "chunked", "flex")
 SCORES = ("dot", "additive")
 NORMALIZATIONS = ("softmax", "relu")
 
-# Below this many frames the dense backend wins on CPU (measured with `tasr bench attention`,
-# left=64, right=16, H=4, D=64: dense is faster up to ~512 frames, chunked from ~1000 on).
-DENSE_MAX_FRAMES_CPU = 512
-# On CUDA, FlexAttention pays off once the band is a small part of the full matrix.
-FLEX_MIN_FRAMES_CUDA = 2048
+# `auto` on CPU: dense while T <= max(DENSE_MIN_FRAMES, DENSE_WINDOWS x (left+right+1)), else chunked.
+# Measured (1 thread, B=8, H=4, D=64, left=64, right=16, mixed lengths, forward and forward+backward):
+# dense wins up to T=256, chunked from T=512 (2x faster at 512 forward, 10x at 2048).
+DENSE_MIN_FRAMES = 256
+DENSE_WINDOWS = 4
+# `auto` on CUDA picks FlexAttention from this length on (not measured in this project yet: a GPU
+# run of `tasr bench attention --device cuda` should set it).
+FLEX_MIN_FRAMES_CUDA = 1024
 # Working memory (bytes) one segment of the chunked backend may use for scores and key slices.
 CHUNKED_SEGMENT_BYTES = 8 * 2**20  # fits in cache and in malloc's reusable heap
 CHUNKED_SEGMENT_BYTES_CUDA = 512 * 2**20
@@ -91,14 +94,14 @@ def choose_backend(q, left, right, score="dot", normalize="softmax", dropout_p=0
     left, right = _clip_window(left, right, T)
     if left >= T - 1 and right >= T - 1:
         return "dense"  # the band is the whole matrix: plain (flash) SDPA
+    dense_up_to = max(DENSE_MIN_FRAMES, DENSE_WINDOWS * (left + right + 1))
     if q.is_cuda:
         from models.attention_flex import flex_available
 
         plain = score == "dot" and normalize == "softmax" and not dropout_p
         if plain and T >= FLEX_MIN_FRAMES_CUDA and flex_available(q):
             return "flex"
-        return "chunked" if T > 4 * (left + right + 1) else "dense"
-    return "dense" if T <= DENSE_MAX_FRAMES_CPU else "chunked"
+    return "dense" if T <= dense_up_to else "chunked"
 
 
 def dense_attention(q, k, v, left, right, lengths=None, score="dot", normalize="softmax",

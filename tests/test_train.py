@@ -191,6 +191,14 @@ def test_resume_continues_exactly(small_run, tmp_path):
     assert steps == sorted(set(steps))
 
 
+def test_gradient_accumulation_counts_steps_not_batches(small_run, tmp_path):
+    manifest = small_run / "train.jsonl"
+    config = write_config(tmp_path / "c.yaml", TINY, epochs=2, batching__accumulation=2)
+    run_train("--config", config, "--train", manifest, "--valid", manifest, "--exp-dir", tmp_path / "exp")
+    last = latest_checkpoint(tmp_path / "exp")
+    assert (last["step"], last["epoch"], last["position"]) == (4, 2, 0)  # 3 batches an epoch: steps of 2 + 1
+
+
 def test_a_fresh_run_refuses_an_experiment_folder_with_checkpoints(small_run, capsys):
     manifest = small_run / "train.jsonl"
     code = main(["train", "--config", str(small_run / "tiny.yaml"), "--train", str(manifest), "--valid",
