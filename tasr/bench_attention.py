@@ -513,6 +513,9 @@ def plot(path, results, fits, s):
         axis.set_ylabel(name)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
+        minutes = axis.secondary_xaxis("top", functions=(lambda t: t * FRAME_SECONDS / 60,
+                                                         lambda m: m * 60 / FRAME_SECONDS))
+        minutes.set_xlabel("minutes of audio")
     figure.suptitle(f"Truncated attention, left={s['left']} right={s['right']}, B={s['batch']} H={s['heads']} "
                     f"D={s['head_dim']}, {s['dtype']}, {s['device']}, "
                     f"{'forward+backward' if s['backward'] else 'forward'}; slopes fitted on the larger T")

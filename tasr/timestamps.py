@@ -12,11 +12,14 @@ Times: frame `f` of the encoder output covers `[f * frame_s, (f + 1) * frame_s)`
 span starts and ends where its last token's span ends. Its confidence is the mean, over its
 tokens, of the token's probability averaged over the frames of its span (in [0, 1]).
 
-CTC emits a word's last token as a spike, usually before the sound of the word has died away
-(by 150-250 ms on FSDD digits). `snap_to_sound` then moves each word's edges outwards to the
-edges of the sound around it (frame energy above a threshold set from the recording's own
-noise floor and peak level), never past the neighbouring words, by at most `max_end_s` (0.5 s)
-and `max_start_s` (0.2 s): the way subtitle tools snap ASR timestamps to loudness.
+CTC emits each token as a spike of one or two frames somewhere inside its sound: a character
+model's first letter comes near the word's start but its last letter well before the sound dies
+away (150-250 ms on FSDD digits), and a model whose words are single BPE tokens spikes near
+the word's end (250 ms after its start, median, on FSDD). `snap_to_sound` therefore moves each
+word's edges outwards to the edges of the sound around it (frame energy above a threshold set
+from the recording's own noise floor and peak level), never past the neighbouring words, by
+at most `max_start_s` and `max_end_s` (0.5 s): the way subtitle tools snap ASR timestamps to
+loudness. Words in continuous speech simply keep their CTC edges where the sound goes on.
 """
 
 from dataclasses import dataclass
@@ -125,15 +128,15 @@ def energy_db(waveform: torch.Tensor, sample_rate: int, hop_s: float = 0.01) -> 
 
 def sound_threshold(db: torch.Tensor) -> float:
     """dB above which a frame counts as sound: 6 dB over the noise floor (10th percentile) or
-    35 dB under the peak (99th percentile), whichever is higher."""
+    50 dB under the peak (99th percentile), whichever is higher."""
     if db.numel() == 0:
         return 0.0
     floor, peak = torch.quantile(db[:: max(1, db.numel() // 100_000)], torch.tensor([0.1, 0.99])).tolist()
-    return max(floor + 6.0, peak - 35.0)
+    return max(floor + 6.0, peak - 50.0)
 
 
 def snap_to_sound(words: list[Word], db: torch.Tensor, hop_s: float = 0.01, max_end_s: float = 0.5,
-                  max_start_s: float = 0.2) -> list[Word]:
+                  max_start_s: float = 0.5) -> list[Word]:
     """Widen each word (in place, and returned) to the sound around it; `db` from `energy_db`."""
     if not words or db.numel() == 0:
         return words

@@ -21,7 +21,7 @@ num_test=300                        # spoken by test voices only
 long_minutes=5                      # length of the long test recording (0: none)
 seed=1
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
-average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
+average_num=1                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
 threads=1                           # torch threads per process: small models on 2 cores train fastest with one
                                     # compute thread and the other core loading data (empty: torch's default)
