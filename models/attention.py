@@ -146,8 +146,9 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     are computed and dropped). The work runs in segments of blocks sized to keep the working
     set (scores, weights, slices) to a few MiB on CPU. Without autograd each segment gathers its
     own rows from q, k, v, so nothing of the size of the input is copied (unless q, k or v is
-    not contiguous over B, H, T); with autograd the
-    flat layout is built once (a padded copy of q, k, v) and segments are views of it.
+    not contiguous over B, H, T). With autograd the flat layout is built once (a padded copy of
+    q, k, v) and all blocks go in one segment: memory O(T·(C+left+right)), like what the backward
+    pass keeps anyway.
     """
     B, H, T, D = q.shape
     left, right = _clip_window(left, right, T)
@@ -184,7 +185,10 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     half = q.dtype in (torch.float16, torch.bfloat16)  # scores of 16-bit products lose ~2 digits: use float32
     per_block = C * W * (8 + (8 * D if score == "additive" else 0)) + 3 * W * D * (4 if half else q.element_size())
     budget = CHUNKED_SEGMENT_BYTES_CUDA if q.is_cuda else CHUNKED_SEGMENT_BYTES
-    per_segment = max(1, budget // per_block)
+    # With autograd, one segment: the weights kept for the backward pass are O(T·W) whatever the
+    # segments, and the gradient of a slice of the flat layout is a full-size tensor, so many
+    # segments would make the backward pass quadratic.
+    per_segment = useful if differentiable else max(1, budget // per_block)
     out = None if differentiable else q.new_empty(G, C, D)
     pieces = []
     for first in range(0, useful, per_segment):

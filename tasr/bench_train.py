@@ -16,7 +16,6 @@ memory than full attention, which is the point of truncating it.
 """
 
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -49,7 +49,17 @@ def recordings(corpus: Path, speakers, indices) -> dict:
     return table
 
 
-def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db):
+def tilt(waveform, rng, amount):
+    """A random first-order spectral tilt (y[n] = x[n] - a x[n-1], |a| <= amount), level kept:
+    a cheap stand-in for another microphone and room."""
+    from scipy.signal import lfilter
+
+    a = rng.uniform(-amount, amount)
+    out = lfilter([1.0, -a], [1.0], waveform).astype(np.float32)
+    return out * (float(np.abs(waveform).max()) / max(1e-4, float(np.abs(out).max())))
+
+
+def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0):
     """(waveform, digits) for one utterance of `speaker`."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
     level = 10 ** (rng.uniform(-12, 0) / 20)  # overall loudness, -12..0 dB below a 0.5 peak
@@ -63,6 +73,8 @@ def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise
         pieces += [piece, np.zeros(int(rng.uniform(0.05, 0.35) * RATE), np.float32)]
     pieces[-1] = np.zeros(int(rng.uniform(0.1, 0.3) * RATE), np.float32)
     waveform = np.concatenate(pieces)
+    if tilt_amount:
+        waveform = tilt(waveform, rng, tilt_amount)
     waveform += nprng.standard_normal(len(waveform)).astype(np.float32) * 0.5 * 10 ** (noise_db / 20)
     return waveform, digits
 
@@ -76,6 +88,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-digits", type=int, default=1)
     parser.add_argument("--max-digits", type=int, default=7)
     parser.add_argument("--perturb", type=float, default=0.0, help="per-digit speed change, e.g. 0.15 for +-15%%")
+    parser.add_argument("--tilt", type=float, default=0.0,
+                        help="random spectral tilt per utterance, first-order filter coefficient up to this (e.g. 0.7)")
     parser.add_argument("--noise-db", type=float, default=-70.0, help="background noise level, dB of full scale")
     parser.add_argument("--espeak-num", type=int, default=0, help="extra utterances spoken by espeak-ng")
     parser.add_argument("--seed", type=int, default=1)
@@ -93,7 +107,7 @@ def main(argv=None) -> int:
     for n in range(args.num):
         speaker = speakers[n % len(speakers)]
         waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
-                                     args.perturb, args.noise_db)
+                                     args.perturb, args.noise_db, args.tilt)
         records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
     if args.espeak_num:
         tts.require_espeak()
