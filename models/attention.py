@@ -44,6 +44,7 @@ DENSE_WINDOWS = 4
 # `auto` on CUDA picks FlexAttention from this length on (not measured in this project yet: a GPU
 # run of `tasr bench attention --device cuda` should set it).
 FLEX_MIN_FRAMES_CUDA = 1024
+LOW = torch.finfo(torch.float32).min / 2  # masked score; two of them still add up to a finite number
 # Working memory (bytes) one segment of the chunked backend may use for scores and key slices.
 CHUNKED_SEGMENT_BYTES = 8 * 2**20  # fits in cache and in malloc's reusable heap
 CHUNKED_SEGMENT_BYTES_CUDA = 512 * 2**20
@@ -138,101 +139,182 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     block, so one `[C, C+left+right]` band mask serves all blocks. Fraction of computed scores
     that lie in the band: (left+right+1) / (C+left+right).
 
-    Layout: picture the frames of every (batch, head) sequence written one after the other,
-    each preceded by `left` zero frames and padded to `stride` whole blocks, enough room for the
-    band. Then block g of this flat layout sees the W = C+left+right rows starting at row g·C,
-    so the key slices of all blocks of all sequences are one `unfold` view (a window every C
-    rows) and one batched matrix product covers them (the few windows straddling two sequences
-    are computed and dropped). The work runs in segments of blocks sized to keep the working
-    set (scores, weights, slices) to a few MiB on CPU. Without autograd each segment gathers its
-    own rows from q, k, v, so nothing of the size of the input is copied (unless q, k or v is
-    not contiguous over B, H, T). With autograd the flat layout is built once (a padded copy of
-    q, k, v) and all blocks go in one segment: memory O(T·(C+left+right)), like what the backward
-    pass keeps anyway.
+    Layout (`_Bands`): picture the frames of every (batch, head) sequence written one after the
+    other, each preceded by `left` zero frames and padded to `stride` whole blocks, enough room
+    for the band. Then block g of this flat layout sees the W = C+left+right rows starting at
+    row g·C, so the key slices of all blocks of all sequences are one `unfold` view (a window
+    every C rows) and one batched matrix product covers them (the few windows straddling two
+    sequences are computed and dropped). The work runs in segments of blocks sized to keep the
+    working set (scores, weights, slices) to a few MiB on CPU; each segment gathers its own rows
+    of q, k, v, so nothing of the size of the input is copied (unless q, k or v is not
+    contiguous over B, H, T).
+
+    The default scores (dot product, softmax, no dropout) have their own backward pass
+    (`_ChunkedSoftmaxAttention`), which recomputes the weights segment by segment as
+    FlashAttention does: training memory is O(T·D), not O(T·(C+left+right)). The other variants
+    go through autograd in one segment (memory O(T·(C+left+right))).
     """
     B, H, T, D = q.shape
     left, right = _clip_window(left, right, T)
     C = min(block_size or default_block_size(left, right), max(T, 1))
-    W = C + left + right  # keys seen by one block
-    n = -(-T // C)  # blocks per sequence
-    stride = n + -(-(left + right) // C)  # blocks per sequence in the flat layout, room for the band
-    P = stride * C  # rows per sequence in the flat layout
-    G = B * H * stride  # blocks in the flat layout
-    useful = G - stride + n  # blocks after this one hold padding only
     lengths = torch.full((B,), T, device=q.device) if lengths is None else lengths.to(q.device)
-    dot_softmax = score == "dot" and normalize == "softmax"
-    scale = D**-0.5 if dot_softmax else 1.0
+    if score == "dot" and normalize == "softmax" and not dropout_p:
+        return _ChunkedSoftmaxAttention.apply(q, k, v, lengths, left, right, C)
+    return _chunked_autograd(q, k, v, left, right, lengths, score, normalize, additive_weight, dropout_p, C)
 
-    sequence_length = lengths.repeat_interleave(H)  # [B*H]
-    low = torch.finfo(torch.float32).min / 2  # two of them still add up to a finite number
-    differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
-    if differentiable:  # the flat layouts, built once ([rows, D]); segments are views of them
-        q_rows, k_rows, v_rows = (
-            F.pad(x, (0, 0, front, P - front - T)).reshape(G * C, D)
-            for x, front in ((q * scale if scale != 1 else q, 0), (k, left), (v, left))
-        )
-    else:  # segments gather their own rows of q, k, v
-        q_flat, k_flat, v_flat = (x.reshape(B * H * T, D) for x in (q, k, v))
 
-    a = torch.arange(C, device=q.device)
-    b = torch.arange(W, device=q.device)
-    band = (b[None, :] - a[:, None] >= 0) & (b[None, :] - a[:, None] <= left + right)  # [C, W]
-    band_bias = torch.zeros(C, W, device=q.device).masked_fill_(~band, low)
+class _Bands:
+    """Geometry of the chunked backend's flat layout (see `chunked_attention`) for q `[B, H, T, D]`."""
+
+    def __init__(self, q, lengths, left, right, C):
+        self.B, self.H, self.T, self.D = q.shape
+        self.left, self.right, self.C = left, right, C
+        self.W = C + left + right  # keys seen by one block
+        self.n = -(-self.T // C)  # blocks per sequence
+        self.stride = self.n + -(-(left + right) // C)  # blocks per sequence, room for the band
+        self.P = self.stride * C  # rows per sequence
+        self.G = self.B * self.H * self.stride  # blocks in the layout
+        self.useful = self.G - self.stride + self.n  # blocks after this one hold padding only
+        self.sequence_length = lengths.repeat_interleave(self.H)  # [B*H]
+        a = torch.arange(C, device=q.device)
+        b = torch.arange(self.W, device=q.device)
+        self.band = (b[None, :] - a[:, None] >= 0) & (b[None, :] - a[:, None] <= left + right)  # [C, W]
+        self.band_bias = torch.zeros(C, self.W, device=q.device).masked_fill_(~self.band, LOW)
+        self.device = q.device
+
+    def segments(self, bytes_per_block: int, budget: int):
+        """(first, last) block ranges covering the useful blocks, each within `budget` bytes."""
+        per_segment = max(1, budget // bytes_per_block)
+        return [(f, min(f + per_segment, self.useful)) for f in range(0, self.useful, per_segment)]
+
+    def rows(self, first: int, last: int):
+        """Key rows of blocks first ... last-1: (index into [B*H*T] frames, clamped; is a real frame).
+
+        Key row r holds frame t = r % P - left of sequence r // P when 0 <= t < length. Query row
+        r is key row r + left, so `[left : left + (last - first) * C]` of both gives the queries.
+        """
+        r = torch.arange(first * self.C, last * self.C + self.left + self.right, device=self.device)
+        sequence = r // self.P
+        t = r - sequence * self.P - self.left
+        valid = (t >= 0) & (t < self.sequence_length[sequence])
+        return sequence * self.T + t.clamp(0, self.T - 1), valid
+
+    def queries(self, x, first, last):
+        return x[self.left:self.left + (last - first) * self.C]
+
+    def windows(self, rows):
+        """`[rows, ...]` -> the W rows each block sees: `[blocks, ..., W]` (a view)."""
+        return rows.unfold(0, self.W, self.C)
+
+    def output(self, out, lengths):
+        """`[G, C, D]` blocks -> `[B, H, T, D]` with zeros at padded frames (a view of `out`)."""
+        out[self.useful:] = 0
+        out = out.view(self.B, self.H, self.P, self.D)[:, :, :self.T]
+        padded = torch.arange(self.T, device=self.device)[None, :] >= lengths[:, None]
+        return out.masked_fill_(padded[:, None, :, None], 0.0)
+
+
+class _ChunkedSoftmaxAttention(torch.autograd.Function):
+    """Chunked dot-product softmax attention with a segment-wise, recomputing backward pass."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, lengths, left, right, C):
+        bands = _Bands(q, lengths, left, right, C)
+        D, W, scale = bands.D, bands.W, bands.D**-0.5
+        q_flat, k_flat, v_flat = (x.reshape(-1, D) for x in (q, k, v))
+        out = q.new_empty(bands.G, C, D)
+        for first, last in bands.segments(C * W * 8 + 3 * W * D * 4, _segment_budget(q)):
+            index, valid = bands.rows(first, last)
+            weights = _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale)
+            v_win = bands.windows(v_flat.index_select(0, index))  # [g, D, W]
+            torch.bmm(weights.to(v.dtype), v_win.transpose(-1, -2), out=out[first:last])
+        ctx.save_for_backward(q, k, v, lengths)
+        ctx.window = (left, right, C)
+        return bands.output(out, lengths)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v, lengths = ctx.saved_tensors
+        bands = _Bands(q, lengths, *ctx.window)
+        C, D, W, scale = bands.C, bands.D, bands.W, bands.D**-0.5
+        q_flat, k_flat, v_flat = (x.reshape(-1, D) for x in (q, k, v))
+        grad_flat = grad_out.reshape(-1, D)
+        dq, dk, dv = (torch.zeros(x.shape, dtype=torch.float32, device=x.device) for x in (q_flat, k_flat, v_flat))
+        window_row = torch.arange(W, device=q.device)[None, :]
+        for first, last in bands.segments(C * W * 16 + 5 * W * D * 4, _segment_budget(q)):
+            index, valid = bands.rows(first, last)
+            weights = _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale)  # [g, C, W]
+            q_index = bands.queries(index, first, last)
+            # Padded queries had their output zeroed: no gradient flows from them.
+            d_out = grad_flat.index_select(0, q_index).float()
+            d_out.masked_fill_(~bands.queries(valid, first, last)[:, None], 0.0)
+            d_out = d_out.view(-1, C, D)
+            k_win = bands.windows(k_flat.index_select(0, index)).float()  # [g, D, W]
+            v_win = bands.windows(v_flat.index_select(0, index)).float()
+            d_weights = torch.bmm(d_out, v_win)  # [g, C, W]
+            d_scores = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True))
+            q_seg = bands.queries(q_flat.index_select(0, index), first, last).float().view(-1, C, D)
+            dq.index_add_(0, q_index, torch.bmm(d_scores, k_win.transpose(-1, -2)).view(-1, D), alpha=scale)
+            # Window w of block j is key row j*C + w of this segment: overlapping windows add up.
+            rows = index[(torch.arange(last - first, device=q.device)[:, None] * C + window_row).view(-1)]
+            dk.index_add_(0, rows, torch.bmm(d_scores.transpose(1, 2), q_seg).view(-1, D), alpha=scale)
+            dv.index_add_(0, rows, torch.bmm(weights.transpose(1, 2), d_out).view(-1, D))
+        grads = (g.view(q.shape).to(q.dtype) for g in (dq, dk, dv))
+        return (*grads, None, None, None, None)
+
+
+def _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale):
+    """Softmax weights `[g, C, W]` (float32) of blocks first ... last-1 over the keys they see."""
+    q_seg = bands.queries(q_flat.index_select(0, index), first, last).view(-1, bands.C, bands.D)
+    k_win = bands.windows(k_flat.index_select(0, index))  # [g, D, W]; padding rows repeat a real frame
+    if q_seg.dtype != torch.float32:  # scores of 16-bit products lose ~2 digits
+        q_seg, k_win = q_seg.float(), k_win.float()
+    scores = torch.bmm(q_seg * scale, k_win)  # [g, C, W]
+    scores += bands.band_bias
+    scores += bands.windows(torch.where(valid, 0.0, LOW))[:, None, :]  # ... and are masked out here
+    return torch.softmax(scores, dim=-1)
+
+
+def _segment_budget(q) -> int:
+    return CHUNKED_SEGMENT_BYTES_CUDA if q.is_cuda else CHUNKED_SEGMENT_BYTES
+
+
+def _chunked_autograd(q, k, v, left, right, lengths, score, normalize, additive_weight, dropout_p, C):
+    """Chunked backend for the other score variants and dropout, differentiable by autograd."""
+    bands = _Bands(q, lengths, left, right, C)
+    B, H, T, D = q.shape
+    W = bands.W
+    differentiable = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (q, k, v, additive_weight))
+    head_weight = None
     if score == "additive":  # the weight vector of block g's head
-        heads = torch.arange(B * H, device=q.device).repeat_interleave(stride) % H
+        heads = torch.arange(B * H, device=q.device).repeat_interleave(bands.stride) % H
         head_weight = additive_weight[heads]  # [G, D]
-
-    half = q.dtype in (torch.float16, torch.bfloat16)  # scores of 16-bit products lose ~2 digits: use float32
-    per_block = C * W * (8 + (8 * D if score == "additive" else 0)) + 3 * W * D * (4 if half else q.element_size())
-    budget = CHUNKED_SEGMENT_BYTES_CUDA if q.is_cuda else CHUNKED_SEGMENT_BYTES
-    # With autograd, one segment: the weights kept for the backward pass are O(T·W) whatever the
-    # segments, and the gradient of a slice of the flat layout is a full-size tensor, so many
-    # segments would make the backward pass quadratic.
-    per_segment = useful if differentiable else max(1, budget // per_block)
-    out = None if differentiable else q.new_empty(G, C, D)
+    q_flat, k_flat, v_flat = (x.reshape(-1, D) for x in (q, k, v))
+    scale = D**-0.5 if score == "dot" else 1.0
+    bytes_per_block = C * W * (8 + (8 * D if score == "additive" else 0)) + 3 * W * D * 4
+    # With autograd, one segment: the gradient of each segment's gathered rows is a full-size
+    # tensor, so many segments would make the backward pass quadratic.
+    budget = bytes_per_block * bands.useful if differentiable else _segment_budget(q)
     pieces = []
-    for first in range(0, useful, per_segment):
-        last = min(first + per_segment, useful)
-        # Key row r of the flat layout holds frame t = r % P - left of sequence r // P, if 0 <= t < T.
-        r = torch.arange(first * C, last * C + left + right, device=q.device)
-        sequence = r // P
-        t = r - sequence * P - left
-        key_valid = (t >= 0) & (t < sequence_length[sequence])  # [rows]: a real frame, not padding
-        if differentiable:
-            q_seg, k_seg, v_seg = q_rows[first * C:last * C], k_rows[first * C:r[-1] + 1], v_rows[first * C:r[-1] + 1]
-        else:  # padding rows repeat a real frame (clamped index): masked out below
-            index = sequence * T + t.clamp(0, T - 1)
-            q_seg = q_flat.index_select(0, index[left:left + (last - first) * C])  # query row r: key row r + left
-            k_seg, v_seg = k_flat.index_select(0, index), v_flat.index_select(0, index)
-            if scale != 1:
-                q_seg *= scale
-        q_seg, k_seg, v_seg = q_seg.view(-1, C, D), k_seg.unfold(0, W, C), v_seg.unfold(0, W, C)  # k, v: [g, D, W]
-        if half:
-            q_seg, k_seg = q_seg.float(), k_seg.float()
-        if dot_softmax:
-            scores = torch.bmm(q_seg, k_seg)  # [g, C, W]
-            scores += band_bias
-            scores += torch.where(key_valid, 0.0, low).unfold(0, W, C)[:, None, :]
-            weights = torch.softmax(scores, dim=-1)
-        else:
-            w = head_weight[first:last].view(-1, 1, 1, D) if score == "additive" else None
-            scores = _scores(q_seg, k_seg.transpose(-1, -2), score, w)
-            weights = _normalize(scores, band & key_valid.unfold(0, W, C)[:, None, :], normalize)
-        weights = weights.to(v.dtype)
+    for first, last in bands.segments(bytes_per_block, budget):
+        index, valid = bands.rows(first, last)
+        q_seg = bands.queries(q_flat.index_select(0, index), first, last).view(-1, C, D)
+        k_win = bands.windows(k_flat.index_select(0, index)).transpose(-1, -2)  # [g, W, D]
+        v_win = bands.windows(v_flat.index_select(0, index)).transpose(-1, -2)
+        if q.dtype != torch.float32:
+            q_seg, k_win = q_seg.float(), k_win.float()
+        w = head_weight[first:last].view(-1, 1, 1, D) if head_weight is not None else None
+        scores = _scores(q_seg, k_win, score, w) if score == "additive" else (q_seg * scale) @ k_win.transpose(-1, -2)
+        weights = _normalize(scores, bands.band & bands.windows(valid)[:, None, :], normalize).to(v.dtype)
         if dropout_p:
             weights = F.dropout(weights, dropout_p)
-        if differentiable:
-            pieces.append(torch.bmm(weights, v_seg.transpose(-1, -2)))
-        else:
-            torch.bmm(weights, v_seg.transpose(-1, -2), out=out[first:last])
-    if differentiable:
-        out = torch.cat(pieces, dim=0) if len(pieces) > 1 else pieces[0]
-        out = F.pad(out, (0, 0, 0, 0, 0, G - useful))
-    else:
-        out[useful:] = 0
-    out = out.view(B, H, P, D)[:, :, :T]
-    padded = (torch.arange(T, device=q.device)[None, :] >= lengths[:, None])[:, None, :, None]
-    return out.masked_fill(padded, 0.0) if differentiable else out.masked_fill_(padded, 0.0)
+        pieces.append(torch.bmm(weights, v_win))  # [g, C, D]
+    out = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+    out = F.pad(out, (0, 0, 0, 0, 0, bands.G - bands.useful)).view(B, H, bands.P, D)[:, :, :T]
+    padded = torch.arange(T, device=q.device)[None, :] >= lengths[:, None]
+    return out.masked_fill(padded[:, None, :, None], 0.0)
 
 
 def default_block_size(left: int, right: int) -> int:

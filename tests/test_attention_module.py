@@ -95,6 +95,15 @@ def test_score_variants_agree_across_backends_and_streaming(score, normalize):
     assert torch.allclose(streamed, chunked(x), atol=1e-5)
 
 
+def test_parameter_gradients_agree_between_backends():
+    dense, chunked = module(7, 3, "dense").train(), module(7, 3, "chunked").train()
+    x, lengths = features(2, 90), torch.tensor([90, 41])
+    for attention in (dense, chunked):
+        attention(x, lengths).square().sum().backward()
+    for (name, a), b in zip(dense.named_parameters(), chunked.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4), name
+
+
 def test_training_step_with_dropout_reaches_every_parameter():
     attention = module(7, 3, "chunked", score="additive", dropout=0.1).train()
     x, lengths = features(2, 30).requires_grad_(), torch.tensor([30, 12])
