@@ -193,10 +193,6 @@ def max_difference(ours, reference):
 
 
 def main(args):
-    # OpenMP threads that busy-wait take the CPU from each other when the machine is shared (two
-    # threads then ran 30x slower than one here); waiting passively avoids that. Must be set before
-    # torch loads OpenMP; an OMP_WAIT_POLICY already in the environment is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
     from tqdm import tqdm
 

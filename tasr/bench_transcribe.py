@@ -19,12 +19,7 @@ import sys
 import tempfile
 import time
 
-# Idle OpenMP threads sleep instead of spinning: on a busy machine (more runnable threads than
-# cores) spinning threads steal the cores the working ones need; measured on a shared 2-core
-# box, 2 threads ran 4-7x faster with it. Set before torch loads OpenMP; the user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
+import torch
 
 SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
          "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,

@@ -7,6 +7,7 @@ Each subcommand lives in its own module, which defines `add_arguments(parser)` a
 
 import argparse
 import importlib
+import os
 import sys
 
 from tasr import __version__
@@ -14,16 +15,16 @@ from tasr.errors import TasrError
 
 # "words of the command": (module, one-line help)
 COMMANDS = {
-    "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
-    "bench transcribe": ("tasr.bench_transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
+    "tokenizer": ("tasr.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
+    "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),
     "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
     "average": ("tasr.average", "average checkpoints into a model file"),
-    "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),
-    "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
-    "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),
     "decode": ("tasr.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
-    "tokenizer": ("tasr.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
+    "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
+    "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
     "bench attention": ("tasr.bench_attention", "measure attention time and memory against sequence length, per backend"),
+    "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),
+    "bench transcribe": ("tasr.bench_transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
 }
 
 
@@ -43,6 +44,11 @@ def _find(argv):
 
 
 def main(argv=None) -> int:
+    # Idle OpenMP threads sleep instead of spinning. On a shared machine (more runnable threads
+    # than cores) spinning threads take the cores the working ones need: 2 threads ran 4-30x
+    # slower than 1 on a busy 2-core machine. Set before any command imports torch; the user's
+    # value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else list(argv)
     words, rest = _find(argv)
     if words is None:

@@ -36,12 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning: on a busy machine (more runnable threads than
-# cores) spinning threads steal the cores the working ones need; measured on a shared 2-core
-# box, 2 threads ran 4-7x faster with it. Set before torch loads OpenMP; the user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
+import torch
 from tqdm import tqdm
 
 import audio
