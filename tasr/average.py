@@ -34,11 +34,11 @@ def read_metrics(folder) -> dict:
 
 def record_metrics(folder, name: str, step: int, epoch: int, metrics: dict | None) -> None:
     """Add (or replace) the entry of checkpoint `name` in metrics.json (atomically)."""
-    from tasr.data import atomic_write_text
+    from tasr.files import write_text
 
     table = read_metrics(folder)
     table[name] = {"step": step, "epoch": epoch, **(metrics or {})}
-    atomic_write_text(Path(folder) / METRICS_FILE, json.dumps(table, indent=1, sort_keys=True))
+    write_text(Path(folder) / METRICS_FILE, json.dumps(table, indent=1, sort_keys=True))
 
 
 def choose(folder, num: int, by: str) -> list[Path]:
@@ -67,10 +67,10 @@ def prune(folder, keep_last: int, keep_best: int, by: str) -> None:
             path.unlink()
     table = read_metrics(folder)
     if any(name not in keep for name in table):
-        from tasr.data import atomic_write_text
+        from tasr.files import write_text
 
         table = {name: row for name, row in table.items() if name in keep}
-        atomic_write_text(Path(folder) / METRICS_FILE, json.dumps(table, indent=1, sort_keys=True))
+        write_text(Path(folder) / METRICS_FILE, json.dumps(table, indent=1, sort_keys=True))
 
 
 # ---------------------------------------------------------------- averaging

@@ -194,9 +194,9 @@ def main(args):
             line += f"{row[memory_key] / max(full[memory_key], 1e-9):>15.2f}x"
         print(line)
     if args.out:
-        from tasr.data import atomic_write_text
+        from tasr.files import write_text
 
-        atomic_write_text(args.out, json.dumps(rows, indent=1))
+        write_text(args.out, json.dumps(rows, indent=1))
     if args.check:
         longest = max(args.seconds)
         full = next(r for r in rows if r["seconds"] == longest and r["context"] == "full")

@@ -16,7 +16,6 @@ changes every epoch with the seed, and under DDP every rank takes its share of t
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 
 import audio
 from tasr.errors import TasrError
+from tasr.files import write_text
 
 FRAMES_PER_SECOND = 100  # 10 ms frame shift of the front-end
 REQUIRED_FIELDS = ("id", "audio", "duration", "text")
@@ -92,21 +92,7 @@ def write_manifest(path, items, relative_to_manifest: bool = True) -> None:
             if folder in audio_path.parents:
                 item["audio"] = str(audio_path.relative_to(folder))
         lines.append(json.dumps(item, ensure_ascii=False))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write a text file through a temporary file and os.replace (no half-written file on a crash)."""
-    path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def missing_audio(items) -> list[tuple[str, str]]:

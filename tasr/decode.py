@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from tasr.errors import TasrError
+from tasr.files import write_text
 
 
 def add_arguments(parser):
@@ -241,9 +242,9 @@ def main(args):
     ids = [item["id"] for item in decoded]
     refs = [normalize(str(item["text"]), lowercase) for item in decoded]
     hyp_list = [hyps[i] for i in ids]
-    data.atomic_write_text(out / "hyp.txt", "".join(f"{i} {h}\n" for i, h in zip(ids, hyp_list)))
-    data.atomic_write_text(out / "ref.txt", "".join(f"{i} {r}\n" for i, r in zip(ids, refs)))
-    data.atomic_write_text(out / "errors.txt", error_report(ids, refs, hyp_list))
+    write_text(out / "hyp.txt", "".join(f"{i} {h}\n" for i, h in zip(ids, hyp_list)))
+    write_text(out / "ref.txt", "".join(f"{i} {r}\n" for i, r in zip(ids, refs)))
+    write_text(out / "errors.txt", error_report(ids, refs, hyp_list))
     audio_seconds = sum(item["duration"] for item in decoded)
     summary = {
         **score(refs, hyp_list),
@@ -258,7 +259,7 @@ def main(args):
         "manifest": str(args.manifest),
         "skipped": [{"id": i, "reason": r} for i, r in skipped],
     }
-    data.atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     s = summary
     rtf = "n/a" if s["rtf"] is None else f"{s['rtf']:.4f}"
     line = (f"WER {100 * s['wer']:.2f}% [S={s['substitutions']} D={s['deletions']} I={s['insertions']} / "

@@ -24,7 +24,6 @@ with `torch.load(weights_only=True)`, which never runs code from the file:
 import copy
 import os
 import pickle
-import tempfile
 
 import torch
 from torch import nn
@@ -32,6 +31,7 @@ from torch import nn
 from models.ctc import BeamSearchDecoder, CTCHead, greedy_decode
 from models.encoder import Encoder
 from tasr.errors import TasrError
+from tasr.files import atomic_write
 from tasr.text import tokenizer_from_state
 
 FORMAT = "tasr-model"
@@ -181,7 +181,8 @@ class SpeechRecognizer(nn.Module):
 
     def save(self, path, info: dict | None = None) -> None:
         """Write the model file atomically (a temporary file in the same folder, then a rename)."""
-        save_atomic(self.file_state(info), path)
+        with atomic_write(path, "wb") as f:
+            torch.save(self.file_state(info), f)
 
     @classmethod
     def load(cls, path, map_location="cpu"):
@@ -192,24 +193,6 @@ class SpeechRecognizer(nn.Module):
         except TasrError as error:
             raise TasrError(f"{path}: {error}") from None
         return model.to(map_location).eval()
-
-
-def save_atomic(obj, path) -> None:
-    """torch.save to a temporary file beside `path`, then rename it over `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_file(path, map_location="cpu"):

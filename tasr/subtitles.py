@@ -18,10 +18,9 @@ Formats (one file per input, `write_transcript`):
 """
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 
+from tasr.files import atomic_write
 from tasr.timestamps import Word
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
@@ -164,10 +163,5 @@ WRITERS = {"txt": to_txt, "json": to_json, "srt": to_srt, "vtt": to_vtt, "tsv": 
 
 def write_transcript(t: Transcript, fmt: str, path) -> None:
     """Write `t` as `fmt` to `path`, atomically (a temporary file in the same folder, then a rename)."""
-    text = WRITERS[fmt](t)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".tasr-", suffix=".tmp", delete=False,
-                                     encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(f.name, path)
+    with atomic_write(path, encoding="utf-8", newline="\n") as f:
+        f.write(WRITERS[fmt](t))

@@ -20,11 +20,10 @@ types (`to_state()`), stored inside the model file and in the JSON files written
 import base64
 import io
 import json
-import os
-import tempfile
 import unicodedata
 
 from tasr.errors import TasrError
+from tasr.files import atomic_write
 
 BLANK = "<blank>"
 UNK = "<unk>"
@@ -200,12 +199,8 @@ def tokenizer_from_state(state: dict):
 
 def save_tokenizer(tokenizer, path) -> None:
     """Write the tokenizer's state as JSON (atomically: a temporary file, then a rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False, encoding="utf-8") as f:
+    with atomic_write(path, encoding="utf-8") as f:
         json.dump({"tasr_tokenizer": 1, **tokenizer.to_state()}, f, ensure_ascii=False, indent=1)
-    os.replace(f.name, path)
 
 
 def load_tokenizer(path):

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from tasr import data
 from tasr.errors import TasrError
+from tasr.files import atomic_write, write_text
 
 DEFAULTS = {
     "model": {},                    # keyword arguments of SpeechRecognizer (front-end, encoder, ...)
@@ -258,10 +259,8 @@ def seed_everything(seed: int) -> None:
 
 def save_checkpoint(path, state: dict) -> None:
     """torch.save through a temporary file and os.replace: a checkpoint is whole or absent."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temp)
-    os.replace(temp, path)
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -366,10 +365,9 @@ class TrainLog:
         right.set(xlabel="step", ylabel="%", title="validation error rates")
         right.legend()
         figure.tight_layout()
-        temp = self.plot_path.with_name(f".{self.plot_path.name}.tmp.png")
-        figure.savefig(temp, dpi=100)
+        with atomic_write(self.plot_path, "wb") as f:
+            figure.savefig(f, format="png", dpi=100)
         plt.close(figure)
-        os.replace(temp, self.plot_path)
 
 
 # ---------------------------------------------------------------- training
@@ -511,7 +509,7 @@ class Trainer:
         self.last_plot = 0.0
         self.log = TrainLog(self.exp, self.step if resume is not None else None) if procs.main else None
         if procs.main and resume is None:
-            data.atomic_write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self._flush_skipped()
         n_params = sum(p.numel() for p in self.model.parameters())
         self._print(f"{n_params / 1e6:.2f}M parameters, {len(self.train_set)} training and {len(self.valid_set)} "

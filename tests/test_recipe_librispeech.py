@@ -132,7 +132,7 @@ def test_a_failing_stage_names_itself_and_its_log(tmp_path):
     result = run_recipe(tmp_path, "--stage", "0", "--stop-stage", "0", "--corpus-dir", str(tmp_path / "nowhere"))
     assert result.returncode != 0
     log = tmp_path / "exp" / "log" / "stage0.download.log"
-    assert f"stage 0 (download) failed" in result.stderr and str(log) in result.stderr
+    assert "stage 0 (download) failed" in result.stderr and str(log) in result.stderr
     assert "has no" in log.read_text()
     assert not (tmp_path / "exp" / ".done" / "stage0.download").exists()
 

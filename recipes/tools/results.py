@@ -80,7 +80,7 @@ def main(argv=None) -> int:
              f"- written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from `{args.exp_dir}`, "
              f"tasr commit {git_commit()}, {platform.processor() or platform.machine()}, decoded on {device}",
              *model_facts(args.exp_dir / args.model),
-             f"- training (stage 4) wall time: " + (f"{train_seconds / 60:.1f} min" if train_seconds is not None
+             "- training (stage 4) wall time: " + (f"{train_seconds / 60:.1f} min" if train_seconds is not None
                                                     else "unknown"),
              "", *rows, "",
              "WER and CER from jiwer (`tasr decode`); RTF = compute seconds / audio seconds.", ""]
