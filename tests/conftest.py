@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 
 class FileServer:
@@ -83,3 +84,13 @@ def file_server(tmp_path):
     server = FileServer(root)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a test module: tiny models on a shared CPU run fastest and
+    steadiest that way (more threads only wait for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

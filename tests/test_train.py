@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
 WORDS = "zero one two three four five six seven eight nine".split()
 
-pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found beside the repository")
+pytestmark = [pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found beside the repository"),
+              pytest.mark.usefixtures("one_thread")]
 
 TINY = {
     "model": {"sample_rate": 8000,
@@ -75,15 +76,6 @@ def latest_checkpoint(exp):
 def max_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].numel())
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread per process: on a busy shared CPU, more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fs
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,7 @@ FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fs
 NAMES = "zero one two three four five six seven eight nine".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def log_probs_of(path, vocab):
