@@ -72,18 +72,15 @@ join_manifests() {  # SETS TARGET: concatenate the subsets' manifests (nothing t
 }
 
 tokenizer() {
-  tasr tokenizer $(tokenizer_options) --manifest "$(manifest_of train "$train_sets")" --out "$exp_dir/tokenizer.json"
+  train_tokenizer "$(manifest_of train "$train_sets")"
 }
 
 cmvn() {
-  tasr cmvn --config "$config" --manifest "$(manifest_of train "$train_sets")" --out "$exp_dir/cmvn.json" \
-    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
+  compute_cmvn "$(manifest_of train "$train_sets")"
 }
 
 train() {
-  $(train_command) --config "$config" --train "$(manifest_of train "$train_sets")" \
-    --valid "$(manifest_of dev "$dev_sets")" --exp-dir "$exp_dir" --tokenizer "$exp_dir/tokenizer.json" \
-    --cmvn "$exp_dir/cmvn.json" --device "$device" --resume
+  train_model "$(manifest_of train "$train_sets")" "$(manifest_of dev "$dev_sets")"
 }
 
 

@@ -42,20 +42,16 @@ check() {
 }
 
 tokenizer() {
-  tasr tokenizer $(tokenizer_options) --manifest "$data_dir/train.jsonl" --out "$exp_dir/tokenizer.json"
+  train_tokenizer "$data_dir/train.jsonl"
 }
 
 cmvn() {
-  tasr cmvn --config "$config" --manifest "$data_dir/train.jsonl" --out "$exp_dir/cmvn.json" \
-    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
+  compute_cmvn "$data_dir/train.jsonl"
 }
 
 train() {
-  $(train_command) --config "$config" --train "$data_dir/train.jsonl" --valid "$data_dir/dev.jsonl" \
-    --exp-dir "$exp_dir" --tokenizer "$exp_dir/tokenizer.json" --cmvn "$exp_dir/cmvn.json" \
-    --device "$device" --resume "batching.num_workers=$nj"
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj"
 }
-
 
 decode() {
   local sets="dev test"

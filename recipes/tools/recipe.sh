@@ -157,6 +157,22 @@ tokenizer_options() {  # tasr tokenizer options from the config's `tokenizer` se
     "$([ "$(config_value "$config" tokenizer.lowercase false)" = true ] && echo --lowercase)"
 }
 
+train_tokenizer() {  # TRAIN_MANIFEST: EXP/tokenizer.json as the config's `tokenizer` section says
+  tasr tokenizer $(tokenizer_options) --manifest "$1" --out "$exp_dir/tokenizer.json"
+}
+
+compute_cmvn() {  # TRAIN_MANIFEST: EXP/cmvn.json
+  tasr cmvn --config "$config" --manifest "$1" --out "$exp_dir/cmvn.json" \
+    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
+}
+
+train_model() {  # TRAIN_MANIFEST VALID_MANIFEST [CONFIG OVERRIDES...]: resumes from EXP's last checkpoint
+  local train=$1 valid=$2
+  shift 2
+  $(train_command) --config "$config" --train "$train" --valid "$valid" --exp-dir "$exp_dir" \
+    --tokenizer "$exp_dir/tokenizer.json" --cmvn "$exp_dir/cmvn.json" --device "$device" --resume "$@"
+}
+
 average_checkpoints() {
   if [ "$average_num" -gt 0 ]; then
     tasr average --exp-dir "$exp_dir" --num "$average_num" --by loss --out "$exp_dir/model.pt"
