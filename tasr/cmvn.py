@@ -34,7 +34,7 @@ def compute_cmvn(frontend, sample_rate: int, items, max_utterances: int = 0, see
     frontend = frontend.to(device)
     stats, skipped, frames = audio.GlobalCMVN(frontend.num_features), 0, 0
     for batch in tqdm(data.make_loader(dataset, batches, num_workers), total=len(batches), desc="CMVN",
-                      unit="batch", leave=False, dynamic_ncols=True):
+                      unit="batch", leave=False, dynamic_ncols=True, disable=None):  # no bar in a log file
         for utt_id, reason in batch.skipped:
             tqdm.write(f"CMVN: skipping utterance {utt_id}: {reason}", file=sys.stderr)
         skipped += len(batch.skipped)

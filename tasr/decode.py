@@ -14,8 +14,9 @@ The real-time factor is compute time (features, network, search) / audio duratio
 audio files is timed separately (`load_seconds`).
 
 Search: greedy by default; `--beam N` uses the CTC beam search (flashlight-text) and `--lm`
-a KenLM word n-gram (ARPA or binary) with `--lexicon` (a "word tok tok ..." file); for an ARPA
-LM without `--lexicon` the lexicon is built by spelling the LM's unigrams with the tokenizer.
+a KenLM word n-gram (ARPA or binary). `--lexicon` (a "word tok tok ..." file, or a word list
+spelled with the model's tokens) restricts the beam search's output to its words, with or
+without an LM; for an ARPA LM without `--lexicon` the LM's unigrams are the lexicon.
 
 An utterance whose audio cannot be read is reported on stderr with its id and the reason, left
 out of the scores and listed under "skipped" in summary.json; every other utterance is still
@@ -40,8 +41,9 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="folder for hyp.txt, ref.txt, errors.txt, summary.json")
     parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam size (default: greedy search)")
     parser.add_argument("--lm", default=None, help="KenLM word language model (ARPA or binary); needs --beam")
-    parser.add_argument("--lexicon", default=None, help="lexicon file 'word tok tok ...' for --lm "
-                                                          "(default for an ARPA LM: its words, spelled by the tokenizer)")
+    parser.add_argument("--lexicon", default=None, help="lexicon file 'word tok tok ...' (or one word per line, "
+                        "spelled with the model's tokens): with --beam, only its words are output "
+                        "(default for an ARPA --lm: the LM's words)")
     parser.add_argument("--lm-weight", type=float, default=2.0, help="language model weight (default 2.0)")
     parser.add_argument("--word-score", type=float, default=0.0, help="score added per word (default 0.0)")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
@@ -140,12 +142,22 @@ def arpa_words(path) -> list[str]:
     return words
 
 
-def build_lexicon(lm: str, lexicon: str | None, tokenizer):
-    """The lexicon argument of BeamSearchDecoder: a lexicon file, or the LM's words spelled by the tokenizer."""
+def build_lexicon(lm: str | None, lexicon: str | None, tokenizer):
+    """The lexicon argument of BeamSearchDecoder, {word: token strings}: from a lexicon file
+    ("word tok tok ..." lines; a line with the word alone is spelled by the tokenizer), or the
+    LM's words spelled by the tokenizer."""
     if lexicon:
         if not Path(lexicon).is_file():
             raise TasrError(f"--lexicon {lexicon}: no such file")
-        return lexicon
+        entries = {}
+        with open(lexicon, encoding="utf-8") as f:
+            for line in f:
+                word, *spelling = line.split() or [None]
+                if word is not None:
+                    entries.setdefault(word, spelling or tokenizer.spell(word))
+        if not entries:
+            raise TasrError(f"--lexicon {lexicon}: no words in it")
+        return entries
     with open(lm, "rb") as f:
         is_arpa = b"\\data\\" in f.read(4096)
     if not is_arpa:
@@ -252,8 +264,10 @@ def main(args):
         "compute_seconds": round(compute, 3),
         "load_seconds": round(load, 3),
         "rtf": compute / audio_seconds if audio_seconds else None,
-        "search": f"beam {args.beam}" if args.beam else "greedy",
+        "search": " + ".join([f"beam {args.beam}"] + ["LM"] * bool(args.lm) + ["lexicon"] * bool(args.lexicon))
+        if args.beam else "greedy",
         "lm": args.lm,
+        "lexicon": args.lexicon,
         "device": str(device),
         "model": str(args.model),
         "manifest": str(args.manifest),

@@ -424,6 +424,7 @@ class Trainer:
 
     def __init__(self, args, procs: Processes):
         self.args, self.procs = args, procs
+        self.show_bars = sys.stderr.isatty()  # progress bars on a terminal, plain lines in a log file
         self.exp = Path(args.exp_dir)
         self.checkpoints = self.exp / "checkpoints"
         if procs.main:
@@ -607,7 +608,7 @@ class Trainer:
             loader = data.make_loader(self.train_set, local, config["batching"]["num_workers"],
                                       seed=config["seed"] * 100_003 + self.epoch)
             bar = tqdm(total=len(batches), initial=self.position, desc=f"epoch {self.epoch + 1}", unit="batch",
-                       disable=not procs.main, dynamic_ncols=True, leave=False)
+                       disable=not (procs.main and self.show_bars), dynamic_ncols=True, leave=False)
             self.model.train()
             pending, window = 0, {"loss": 0.0, "tokens": 0.0, "frames": 0.0, "start": time.time()}
             for batch in loader:
@@ -708,6 +709,9 @@ class Trainer:
         loss = window["loss"] / max(window["tokens"], 1.0)
         speed = window["frames"] / max(time.time() - window["start"], 1e-9)
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.lr:.2e}", frames_per_s=f"{speed:.0f}", step=self.step)
+        if not self.show_bars:  # a log file: one plain line per log_interval instead of a progress bar
+            self._print(f"epoch {self.epoch + 1} step {self.step}: loss {loss:.3f}, lr {self.lr:.2e}, "
+                        f"{speed:.0f} frames/s")
         if self.log:
             self.log.add(epoch=self.epoch + 1, step=self.step, split="train", loss=loss, lr=self.lr,
                          frames_per_s=speed, skipped=self.skipped.total)
@@ -723,7 +727,8 @@ class Trainer:
         local = [data.shard(b, procs.rank, procs.world_size) for b in self.valid_batches]
         loader = data.make_loader(self.valid_set, local, self.config["batching"]["num_workers"])
         loss, tokens, pairs = 0.0, 0, []
-        for batch in tqdm(loader, total=len(local), desc="validation", unit="batch", disable=not procs.main,
+        for batch in tqdm(loader, total=len(local), desc="validation", unit="batch",
+                          disable=not (procs.main and self.show_bars),
                           leave=False, dynamic_ncols=True):
             for utt_id, reason in batch.skipped:
                 self._bad(utt_id, reason, "unreadable audio", "valid")

@@ -104,6 +104,18 @@ def test_decode_writes_hypotheses_errors_and_summary(tmp_path, capsys):
     words = " ".join(line.split(" ", 1)[1] for line in (tmp_path / "lm" / "hyp.txt").read_text().splitlines()
                      if " " in line).split()
     assert set(words) <= {"zero", "three", "five"}
+    # a word list (one word per line, spelled with the model's tokens) restricts the output the same way
+    (tmp_path / "words.txt").write_text("seven\nnine\n\n")
+    assert main(["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(manifest),
+                 "--out", str(tmp_path / "lex"), "--beam", "4", "--lexicon", str(tmp_path / "words.txt"),
+                 "--allow-skips"]) == 0
+    words = " ".join(line.split(" ", 1)[1] for line in (tmp_path / "lex" / "hyp.txt").read_text().splitlines()
+                     if " " in line).split()
+    assert words and set(words) <= {"seven", "nine"}
+    assert json.loads((tmp_path / "lex" / "summary.json").read_text())["search"] == "beam 4 + lexicon"
+    (tmp_path / "empty.txt").write_text("\n")
+    assert main(["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(manifest),
+                 "--out", str(tmp_path / "none"), "--beam", "4", "--lexicon", str(tmp_path / "empty.txt")]) == 2
 
 
 def test_decode_bad_arguments(tmp_path, capsys):

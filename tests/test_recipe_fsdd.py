@@ -106,3 +106,26 @@ def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
                            env={**os.environ, "FSDD_ROOT": str(env_root)})
     assert again.returncode == 0
     assert (tmp_path / "data" / "test.jsonl").read_text() == first  # seeded: same utterances
+
+
+def test_trim_cuts_quiet_edges_below_a_random_level_and_keeps_the_loud_middle():
+    import importlib.util
+    import random
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("make_connected", RUN.parent / "local" / "make_connected.py")
+    make_connected = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_connected)
+    rate = 8000
+    time = np.arange(rate // 2) / rate
+    quiet = (0.5 * 10 ** (-40 / 20) * np.sin(2 * np.pi * 3000 * time[:800])).astype(np.float32)  # 100 ms at -40 dB
+    loud = (0.5 * np.sin(2 * np.pi * 200 * time)).astype(np.float32)  # 500 ms
+    recording = np.concatenate([quiet, loud, quiet])
+    rng = random.Random(0)
+    for _ in range(20):  # every level between 6 and 30 dB down lies between the two parts
+        cut = make_connected.trim(recording, rng.uniform(6, 30), rng.uniform(6, 30))
+        assert np.array_equal(cut, loud)
+    assert len(make_connected.trim(recording, 50.0, 20.0)) == len(loud) + len(quiet)  # -40 dB kept at the start
+    short = recording[:100]
+    assert np.array_equal(make_connected.trim(short, 10.0, 10.0), short)

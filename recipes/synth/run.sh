@@ -23,11 +23,13 @@ seed=1
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
 average_num=1                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+word_score=-1                       # a third search: beam over the training sentences' words only, this score
+                                    # per word (tuned on dev: 0 inserts short words, -2 deletes them)
 threads=1                           # torch threads per process: small models on 2 cores train fastest with one
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir num_train num_dev num_test long_minutes seed
-  average_num beam_size device threads"
+  average_num beam_size word_score device threads"
 path_options="config exp_dir data_dir"
 parse_options "$@"
 
@@ -54,7 +56,9 @@ train() {
 }
 
 decode() {
-  local sets="dev test"
+  local sets="dev test" lexicon="$exp_dir/words.txt"
+  python -c 'import json, sys; print("\n".join(sorted({w for line in sys.stdin for w in json.loads(line)["text"].split()})))' \
+    < "$data_dir/train.jsonl" > "$lexicon"
   [ -s "$data_dir/long.jsonl" ] && sets="$sets long"
   for subset in $sets; do
     decode_set "$subset" "$data_dir/$subset.jsonl"

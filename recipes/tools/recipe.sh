@@ -24,7 +24,9 @@
 #                        checkpoints by validation loss (0: leave model.pt as training wrote it).
 #   decode_set NAME MANIFEST
 #                        greedy decode of MANIFEST into $exp_dir/decode/NAME/greedy, and beam
-#                        search into .../beam$beam_size unless $beam_size is 0.
+#                        search into .../beam$beam_size unless $beam_size is 0. A non-empty
+#                        $lexicon (a word list or lexicon file) restricts the beam search to its
+#                        words, with $word_score added per word; it then writes .../beam${beam_size}_lexicon.
 #   train_command        `tasr train`, or `torchrun --nproc_per_node $ngpu -m tasr train`
 #                        when --ngpu is more than 1.
 #
@@ -188,6 +190,10 @@ decode_set() {
   if [ "$beam_size" -gt 0 ]; then
     tasr decode --model "$exp_dir/model.pt" --manifest "$manifest" --out "$exp_dir/decode/$name/beam$beam_size" \
       --beam "$beam_size" --device "$device"
+  fi
+  if [ "$beam_size" -gt 0 ] && [ -n "${lexicon:-}" ]; then
+    tasr decode --model "$exp_dir/model.pt" --manifest "$manifest" --beam "$beam_size" --device "$device" \
+      --lexicon "$lexicon" --word-score "${word_score:-0}" --out "$exp_dir/decode/$name/beam${beam_size}_lexicon"
   fi
 }
 

@@ -4,8 +4,8 @@ Each utterance joins 1..7 recordings of ONE speaker with random pauses, e.g. "th
 four"; everything is drawn from a seeded generator, so the same arguments give the same
 set. FSDD's own split is kept: recordings with index 0-4 are its test part, 5-49 its train
 part (--indices). Training sets may perturb each digit's speed (--perturb, which also
-shifts its pitch and formants, like a new voice) and add espeak-ng spoken digit strings
-(--espeak-num) for more voices.
+shifts its pitch and formants, like a new voice), cut its quiet start and end (--trim), and
+add espeak-ng spoken digit strings (--espeak-num) for more voices.
 
 Written: OUT_DIR/<id>.wav (8 kHz for FSDD, 16 kHz for espeak-ng) and MANIFEST (JSONL).
 """
@@ -59,19 +59,36 @@ def tilt(waveform, rng, amount):
     return out * (float(np.abs(waveform).max()) / max(1e-4, float(np.abs(out).max())))
 
 
-def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0):
+def trim(waveform, start_db, end_db):
+    """The recording from its first 10 ms frame within `start_db` of its loudest frame to its
+    last frame within `end_db`. FSDD's recordings were trimmed like this, and some lost their
+    weak consonants (many of yweweler's "six" start at the vowel); training digits cut at random
+    levels teach the model to expect that."""
+    frames = len(waveform) // 80  # 10 ms at 8 kHz
+    if frames < 3:
+        return waveform
+    energy = 10 * np.log10(np.mean(waveform[:frames * 80].reshape(frames, 80) ** 2, axis=1) + 1e-10)
+    first = np.flatnonzero(energy >= energy.max() - start_db)[0]
+    last = np.flatnonzero(energy >= energy.max() - end_db)[-1]
+    return waveform[first * 80:(last + 1) * 80]
+
+
+def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0,
+              trim_probability=0.0, edge_min=0.1):
     """(waveform, digits) for one utterance of `speaker`."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
     level = 10 ** (rng.uniform(-12, 0) / 20)  # overall loudness, -12..0 dB below a 0.5 peak
-    pieces = [np.zeros(int(rng.uniform(0.1, 0.3) * RATE), np.float32)]
+    pieces = [np.zeros(int(rng.uniform(edge_min, 0.3) * RATE), np.float32)]
     for digit in digits:
         piece = rng.choice(table[speaker][digit])
+        if trim_probability and rng.random() < trim_probability:
+            piece = trim(piece, rng.uniform(6.0, 30.0), rng.uniform(6.0, 30.0))
         if perturb:
             factor = rng.uniform(1 - perturb, 1 + perturb)
             piece = soxr.resample(piece, RATE * factor, RATE)  # speed and pitch by `factor`
         piece = piece / max(1e-4, float(np.abs(piece).max())) * 0.5 * level * rng.uniform(0.7, 1.0)
         pieces += [piece, np.zeros(int(rng.uniform(0.05, 0.35) * RATE), np.float32)]
-    pieces[-1] = np.zeros(int(rng.uniform(0.1, 0.3) * RATE), np.float32)
+    pieces[-1] = np.zeros(int(rng.uniform(edge_min, 0.3) * RATE), np.float32)
     waveform = np.concatenate(pieces)
     if tilt_amount:
         waveform = tilt(waveform, rng, tilt_amount)
@@ -90,6 +107,10 @@ def main(argv=None) -> int:
     parser.add_argument("--perturb", type=float, default=0.0, help="per-digit speed change, e.g. 0.15 for +-15%%")
     parser.add_argument("--tilt", type=float, default=0.0,
                         help="random spectral tilt per utterance, first-order filter coefficient up to this (e.g. 0.7)")
+    parser.add_argument("--trim", type=float, default=0.0,
+                        help="probability of cutting a digit's quiet start and end at a random level (e.g. 0.5)")
+    parser.add_argument("--edge-min", type=float, default=0.1,
+                        help="shortest pause before the first and after the last digit, seconds (longest: 0.3)")
     parser.add_argument("--noise-db", type=float, default=-70.0, help="background noise level, dB of full scale")
     parser.add_argument("--espeak-num", type=int, default=0, help="extra utterances spoken by espeak-ng")
     parser.add_argument("--seed", type=int, default=1)
@@ -107,7 +128,7 @@ def main(argv=None) -> int:
     for n in range(args.num):
         speaker = speakers[n % len(speakers)]
         waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
-                                     args.perturb, args.noise_db, args.tilt)
+                                     args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min)
         records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
     if args.espeak_num:
         tts.require_espeak()
