@@ -102,7 +102,7 @@ def main(args):
 
     results = []
     points = [(backend, T) for backend in backends for T in lengths]
-    for backend, T in tqdm(points, desc="attention cost", unit="point", file=sys.stderr):
+    for backend, T in tqdm(points, desc="attention cost", unit="point", file=sys.stderr, disable=None):
         skip = reason_to_skip(settings, backend, T, results, args.max_seconds)
         if skip:
             results.append(dict(backend=backend, frames=T, status="skipped", note=skip))

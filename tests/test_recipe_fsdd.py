@@ -53,7 +53,7 @@ def run_recipe(tmp_path, *args):
     command = [str(RUN), "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
                "--download-dir", str(tmp_path / "downloads"), "--device", "cpu", "--nj", "1",
                "--train-speakers", "george,jackson", "--test-speakers", "yweweler",
-               "--num-train", "24", "--num-dev", "4", "--num-test", "6", "--max-digits", "3", *args]
+               "--num-train", "24", "--num-dev", "4", "--num-test", "6", "--num-isolated", "3", "--max-digits", "3", *args]
     env = {key: value for key, value in os.environ.items() if key != "FSDD_ROOT"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
@@ -70,8 +70,10 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
 
     data = tmp_path / "data"
     sets = {name: [json.loads(line) for line in (data / f"{name}.jsonl").read_text().splitlines()]
-            for name in ("train", "dev", "test")}
+            for name in ("train", "dev", "test", "isolated")}
     assert len(sets["train"]) == 24 + int(espeak) and len(sets["dev"]) == 4 and len(sets["test"]) == 6
+    assert [len(r["text"].split()) for r in sets["isolated"]] == [1, 1, 1]
+    assert {r["speaker"] for r in sets["isolated"]} == {"yweweler"}
     assert {r["speaker"] for r in sets["test"]} == {"yweweler"}
     assert "yweweler" not in {r["speaker"] for r in sets["train"] + sets["dev"]}
     for record in sets["test"]:
@@ -83,6 +85,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     assert (exp / "decode" / "test" / "greedy" / "summary.json").exists()
     assert not (exp / "decode" / "test" / "beam10").exists()
     assert "| test | greedy | 6 |" in (exp / "RESULTS.md").read_text()
+    assert "| isolated | greedy | 3 |" in (exp / "RESULTS.md").read_text()
 
     again = run_recipe(tmp_path, *args)
     assert again.returncode == 0
@@ -93,7 +96,7 @@ def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
     env_root = FSDD.parent
     command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),
                "--data-dir", str(tmp_path / "data"), "--train-speakers", "george", "--test-speakers", "yweweler",
-               "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--espeak-num", "0"]
+               "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--num-isolated", "2", "--espeak-num", "0"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "FSDD_ROOT": str(env_root)})
     assert result.returncode == 0, result.stdout + result.stderr

@@ -22,11 +22,13 @@ test_speakers=yweweler              # never heard in training
 num_train=6000                      # connected-digit utterances built from the training speakers
 num_dev=300                         # from the training speakers' held-out recordings (index 0-4)
 num_test=500                        # from the test speakers (all their recordings)
+num_isolated=500                    # single digits of the test speakers with no pause around them, as FSDD's files are
 min_digits=1                        # digits per utterance: min_digits..max_digits
 max_digits=7
 espeak_num=1500                     # extra training utterances spoken by espeak-ng voices (0: none)
 perturb=0.15                        # per-digit speed/pitch change in training utterances (+-)
 trim=0.8                            # probability of cutting a training digit's quiet start/end at a random level
+bare=0.2                            # probability of a training utterance without pauses before and after its digits
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
 seed=1
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
@@ -36,7 +38,7 @@ threads=1                           # torch threads per process: small models on
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers num_train num_dev num_test min_digits max_digits espeak_num perturb trim tilt seed cmvn_utterances average_num beam_size device threads"
+  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim bare tilt seed cmvn_utterances average_num beam_size device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -61,14 +63,17 @@ connected_digits() {
   corpus=$(fsdd_folder)
   mkdir -p "$data_dir"
   once "$data_dir/train.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
-    --indices 5-49 --num "$num_train" --perturb "$perturb" --trim "$trim" --tilt "$tilt" --edge-min 0 --noise-db -60 \
-    --espeak-num "$espeak_num" --seed "$seed" --name train --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
+    --indices 5-49 --num "$num_train" --perturb "$perturb" --trim "$trim" --tilt "$tilt" --edge-min 0 --bare "$bare" \
+    --noise-db -60 --espeak-num "$espeak_num" --seed "$seed" --name train --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
   once "$data_dir/dev.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
     --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/dev" \
     --manifest "$data_dir/dev.jsonl"
   once "$data_dir/test.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
     --indices 0-49 --num "$num_test" --seed "$((seed + 2))" --name test --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/test" \
     --manifest "$data_dir/test.jsonl"
+  once "$data_dir/isolated.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
+    --indices 0-49 --num "$num_isolated" --seed "$((seed + 3))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
+    --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
 }
 
 tokenizer() {
@@ -84,7 +89,7 @@ train() {
 }
 
 decode() {
-  for subset in dev test; do
+  for subset in dev test isolated; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
   done
 }

@@ -74,11 +74,12 @@ def trim(waveform, start_db, end_db):
 
 
 def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0,
-              trim_probability=0.0, edge_min=0.1):
+              trim_probability=0.0, edge_min=0.1, bare_probability=0.0):
     """(waveform, digits) for one utterance of `speaker`."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
     level = 10 ** (rng.uniform(-12, 0) / 20)  # overall loudness, -12..0 dB below a 0.5 peak
-    pieces = [np.zeros(int(rng.uniform(edge_min, 0.3) * RATE), np.float32)]
+    bare = bare_probability and rng.random() < bare_probability  # no pause before the first and after the last digit
+    pieces = [np.zeros(0 if bare else int(rng.uniform(edge_min, 0.3) * RATE), np.float32)]
     for digit in digits:
         piece = rng.choice(table[speaker][digit])
         if trim_probability and rng.random() < trim_probability:
@@ -88,7 +89,7 @@ def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise
             piece = soxr.resample(piece, RATE * factor, RATE)  # speed and pitch by `factor`
         piece = piece / max(1e-4, float(np.abs(piece).max())) * 0.5 * level * rng.uniform(0.7, 1.0)
         pieces += [piece, np.zeros(int(rng.uniform(0.05, 0.35) * RATE), np.float32)]
-    pieces[-1] = np.zeros(int(rng.uniform(edge_min, 0.3) * RATE), np.float32)
+    pieces[-1] = np.zeros(0 if bare else int(rng.uniform(edge_min, 0.3) * RATE), np.float32)
     waveform = np.concatenate(pieces)
     if tilt_amount:
         waveform = tilt(waveform, rng, tilt_amount)
@@ -111,6 +112,9 @@ def main(argv=None) -> int:
                         help="probability of cutting a digit's quiet start and end at a random level (e.g. 0.5)")
     parser.add_argument("--edge-min", type=float, default=0.1,
                         help="shortest pause before the first and after the last digit, seconds (longest: 0.3)")
+    parser.add_argument("--bare", type=float, default=0.0,
+                        help="probability of no pause at all there: the utterance starts and ends with speech, "
+                             "as FSDD's own files do")
     parser.add_argument("--noise-db", type=float, default=-70.0, help="background noise level, dB of full scale")
     parser.add_argument("--espeak-num", type=int, default=0, help="extra utterances spoken by espeak-ng")
     parser.add_argument("--seed", type=int, default=1)
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
     for n in range(args.num):
         speaker = speakers[n % len(speakers)]
         waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
-                                     args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min)
+                                     args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min, args.bare)
         records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
     if args.espeak_num:
         tts.require_espeak()
