@@ -17,7 +17,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
-# The synthetic-speech recipe end to end (about 15 minutes on 2 CPU cores), then one test file
+# The synthetic-speech recipe end to end (about 10 minutes on 2 idle CPU cores), then one test file
 # transcribed and the attention cost table. espeak-ng is installed with apt-get when run as root.
 SYNTH := recipes/synth
 demo: $(INSTALLED)

@@ -151,10 +151,9 @@ def build_lexicon(lm: str | None, lexicon: str | None, tokenizer):
             raise TasrError(f"--lexicon {lexicon}: no such file")
         entries = {}
         with open(lexicon, encoding="utf-8") as f:
-            for line in f:
-                word, *spelling = line.split() or [None]
-                if word is not None:
-                    entries.setdefault(word, spelling or tokenizer.spell(word))
+            for fields in map(str.split, f):
+                if fields:
+                    entries.setdefault(fields[0], fields[1:] or tokenizer.spell(fields[0]))
         if not entries:
             raise TasrError(f"--lexicon {lexicon}: no words in it")
         return entries
