@@ -34,6 +34,8 @@ demo: $(INSTALLED)
 	@grep -E '^\| (set|---|test|long) ' $(SYNTH)/exp/RESULTS.md
 	@echo; echo "== tasr transcribe of one test file (reference: $$(head -1 $(SYNTH)/data/test.jsonl | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["text"])'))"
 	$(BIN)/tasr transcribe $(SYNTH)/exp/model.pt $(SYNTH)/data/test/test-00000.wav --output-dir $(SYNTH)/exp/demo --format txt
+	$(BIN)/tasr transcribe $(SYNTH)/exp/model.pt $(SYNTH)/data/test/test-00000.wav --output-dir $(SYNTH)/exp/demo/lexicon \
+	  --format txt --beam 10 --lexicon $(SYNTH)/exp/words.txt
 	@echo; echo "== attention cost against length (truncated: left 64, right 16 frames)"
 	$(BIN)/tasr bench attention --lengths 1000,2000,4000,8000 --backends dense,chunked --repeats 3 \
 	  --out $(SYNTH)/exp/demo/bench_attention

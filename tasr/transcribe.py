@@ -123,26 +123,6 @@ def check_outputs(sources, formats) -> tuple[list[Source], list[tuple[str, str]]
     return kept, failures
 
 
-def read_lexicon_from_arpa(lm_path, tokenizer) -> dict:
-    """word -> token strings for the unigrams of an ARPA language model (the words beam search may output)."""
-    words, in_unigrams = {}, False
-    with open(lm_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("\\1-grams:"):
-                in_unigrams = True
-            elif line.startswith("\\"):
-                if in_unigrams:
-                    break
-            elif in_unigrams and line:
-                fields = line.split()
-                if len(fields) >= 2 and fields[1] not in ("<s>", "</s>", "<unk>"):
-                    words[fields[1]] = tokenizer.spell(fields[1])
-    if not words:
-        raise TasrError(f"{lm_path}: no \\1-grams: section; a binary KenLM model needs --lexicon")
-    return words
-
-
 class Transcriber:
     """A loaded `SpeechRecognizer` and how to decode: waveforms in, `Transcript`s out.
 
@@ -249,8 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="beam search with N hypotheses (torchaudio/flashlight); default: greedy")
     parser.add_argument("--lm", metavar="FILE", help="KenLM word n-gram (ARPA or binary) for beam search")
     parser.add_argument("--lexicon", metavar="FILE",
-                        help="lexicon for --lm (\"word tok tok ...\" lines); default: the ARPA file's "
-                             "unigrams spelled with the model's tokenizer")
+                        help="\"word tok tok ...\" lines, or one word per line spelled with the model's "
+                             "tokens: beam search outputs only these words (default with an ARPA --lm: its words)")
     parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
                         help="memory budget: at most N 10 ms input frames per encoder pass (default "
                              f"{DEFAULT_MAX_FRAMES} = 5 min); longer recordings go in overlapping windows "
@@ -287,9 +267,11 @@ def main(args) -> int:
     from tasr.model import SpeechRecognizer
 
     model = SpeechRecognizer.load(args.model, map_location=args.device)
-    lexicon = args.lexicon
-    if args.lm and not lexicon:
-        lexicon = read_lexicon_from_arpa(args.lm, model.tokenizer)
+    lexicon = None
+    if args.lm or args.lexicon:
+        from tasr.decode import build_lexicon
+
+        lexicon = build_lexicon(args.lm, args.lexicon, model.tokenizer)
     transcriber = Transcriber(model, beam=args.beam, lm=args.lm, lexicon=lexicon, max_frames=args.max_frames,
                               snap=not args.raw_timestamps)
     if args.beam:  # build the decoder now, so that a missing package is one clear error

@@ -173,6 +173,11 @@ def test_beam_search_with_timestamps(model_file, tmp_path):
     words = [w for s in data["segments"] for w in s["words"]]
     assert " ".join(w["word"] for w in words) == data["text"]
     assert all(0 <= w["start"] <= w["end"] <= data["duration"] for w in words)
+    # a plain word list is a lexicon too (spelled with the model's tokens): only its words come out
+    (tmp_path / "words.txt").write_text("six\nzero\nfive\n")
+    assert main(["transcribe", model_file, str(wav), "-f", "txt", "--beam", "4", "--lexicon",
+                 str(tmp_path / "words.txt"), "-o", str(tmp_path / "lex")]) == 0
+    assert set((tmp_path / "lex" / "digits.txt").read_text().split()) <= {"six", "zero", "five"}
 
 
 def test_bench_transcribe_reports_and_can_fail(model_file, capsys):
