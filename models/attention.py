@@ -225,7 +225,8 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
         out = q.new_empty(bands.G, C, D)
         for first, last in bands.segments(C * W * 8 + 3 * W * D * 4, _segment_budget(q)):
             index, valid = bands.rows(first, last)
-            weights = _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale)
+            q_seg, k_win = _gather_queries_keys(bands, q_flat, k_flat, index, first, last)
+            weights = _band_softmax(bands, q_seg, k_win, valid, scale)
             v_win = bands.windows(v_flat.index_select(0, index))  # [g, D, W]
             torch.bmm(weights.to(v.dtype), v_win.transpose(-1, -2), out=out[first:last])
         ctx.save_for_backward(q, k, v, lengths)
@@ -244,17 +245,16 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
         window_row = torch.arange(W, device=q.device)[None, :]
         for first, last in bands.segments(C * W * 16 + 5 * W * D * 4, _segment_budget(q)):
             index, valid = bands.rows(first, last)
-            weights = _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale)  # [g, C, W]
+            q_seg, k_win = _gather_queries_keys(bands, q_flat, k_flat, index, first, last)  # float32
+            weights = _band_softmax(bands, q_seg, k_win, valid, scale)  # [g, C, W]
             q_index = bands.queries(index, first, last)
             # Padded queries had their output zeroed: no gradient flows from them.
             d_out = grad_flat.index_select(0, q_index).float()
             d_out.masked_fill_(~bands.queries(valid, first, last)[:, None], 0.0)
             d_out = d_out.view(-1, C, D)
-            k_win = bands.windows(k_flat.index_select(0, index)).float()  # [g, D, W]
-            v_win = bands.windows(v_flat.index_select(0, index)).float()
+            v_win = bands.windows(v_flat.index_select(0, index)).float()  # [g, D, W]
             d_weights = torch.bmm(d_out, v_win)  # [g, C, W]
             d_scores = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True))
-            q_seg = bands.queries(q_flat.index_select(0, index), first, last).float().view(-1, C, D)
             dq.index_add_(0, q_index, torch.bmm(d_scores, k_win.transpose(-1, -2)).view(-1, D), alpha=scale)
             # Window w of block j is key row j*C + w of this segment: overlapping windows add up.
             rows = index[(torch.arange(last - first, device=q.device)[:, None] * C + window_row).view(-1)]
@@ -264,12 +264,16 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
-def _band_softmax(bands, q_flat, k_flat, index, valid, first, last, scale):
-    """Softmax weights `[g, C, W]` (float32) of blocks first ... last-1 over the keys they see."""
+def _gather_queries_keys(bands, q_flat, k_flat, index, first, last):
+    """Queries `[g, C, D]` and key windows `[g, D, W]` of blocks first ... last-1, in float32
+    (scores of 16-bit products lose ~2 digits); padding rows repeat a real frame."""
     q_seg = bands.queries(q_flat.index_select(0, index), first, last).view(-1, bands.C, bands.D)
-    k_win = bands.windows(k_flat.index_select(0, index))  # [g, D, W]; padding rows repeat a real frame
-    if q_seg.dtype != torch.float32:  # scores of 16-bit products lose ~2 digits
-        q_seg, k_win = q_seg.float(), k_win.float()
+    k_win = bands.windows(k_flat.index_select(0, index))
+    return q_seg.float(), k_win.float()
+
+
+def _band_softmax(bands, q_seg, k_win, valid, scale):
+    """Softmax weights `[g, C, W]` (float32) of the blocks of q_seg over the keys they see."""
     scores = torch.bmm(q_seg * scale, k_win)  # [g, C, W]
     scores += bands.band_bias
     scores += bands.windows(torch.where(valid, 0.0, LOW))[:, None, :]  # ... and are masked out here

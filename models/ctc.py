@@ -102,7 +102,7 @@ class BeamSearchDecoder:
     tokens: token strings in id order, blank first (a tokenizer's `tokens`); word boundaries are
     "▁" (a token of its own for characters, the start of a piece for SentencePiece).
     lm: path to a KenLM model (ARPA or binary) over words; it needs `lexicon`, a dict
-    word -> token strings or a lexicon file ("word tok tok ..." per line); only words in the
+    word -> token strings (`tasr.decode.build_lexicon` reads one from a file); only words in the
     lexicon can then be output (a lexicon without lm restricts the output the same way).
     lm_weight, word_score, beam_size, beam_threshold, unk_score: as in
     torchaudio.models.decoder.ctc_decoder. Without a lexicon, decoding is lexicon-free.
@@ -152,15 +152,7 @@ class BeamSearchDecoder:
                 os.unlink(lexicon_file)
 
     def _check_lexicon(self, lexicon) -> dict:
-        """{word: token ids} from a dict word -> token strings or a file "word tok tok ..."; first spelling wins."""
-        if not isinstance(lexicon, dict):
-            entries = {}
-            with open(lexicon, encoding="utf-8") as f:
-                for line in f:
-                    fields = line.split()
-                    if len(fields) >= 2:
-                        entries.setdefault(fields[0], fields[1:])
-            lexicon = entries
+        """{word: token ids} from a dict word -> token strings."""
         ids = {t: i for i, t in enumerate(self.tokens)}
         spellings = {}
         for word, spelling in lexicon.items():

@@ -181,13 +181,9 @@ def make_search(model, args):
         return lambda log_probs, lengths: model.decode(log_probs, lengths)
     from models.ctc import BeamSearchDecoder
 
-    lexicon = None
-    if args.lm:
-        if not Path(args.lm).is_file():
-            raise TasrError(f"--lm {args.lm}: no such file")
-        lexicon = build_lexicon(args.lm, args.lexicon, model.tokenizer)
-    elif args.lexicon:
-        lexicon = build_lexicon(None, args.lexicon, model.tokenizer)
+    if args.lm and not Path(args.lm).is_file():
+        raise TasrError(f"--lm {args.lm}: no such file")
+    lexicon = build_lexicon(args.lm, args.lexicon, model.tokenizer) if args.lm or args.lexicon else None
     try:
         decoder = BeamSearchDecoder(model.tokenizer.tokens, beam_size=args.beam, lm=args.lm, lexicon=lexicon,
                                     lm_weight=args.lm_weight, word_score=args.word_score)
