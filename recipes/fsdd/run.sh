@@ -28,6 +28,7 @@ max_digits=7
 espeak_num=1500                     # extra training utterances spoken by espeak-ng voices (0: none)
 perturb=0.15                        # per-digit speed/pitch change in training utterances (+-)
 trim=0.8                            # probability of cutting a training digit's quiet start/end at a random level
+trim_db=6-30                        # range of the trim levels, dB under the digit's loudest 10 ms frame
 bare=0.2                            # probability of a training utterance without pauses before and after its digits
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
 seed=1
@@ -38,7 +39,7 @@ threads=1                           # torch threads per process: small models on
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim bare tilt seed cmvn_utterances average_num beam_size device threads"
+  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed cmvn_utterances average_num beam_size device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -63,7 +64,7 @@ connected_digits() {
   corpus=$(fsdd_folder)
   mkdir -p "$data_dir"
   once "$data_dir/train.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
-    --indices 5-49 --num "$num_train" --perturb "$perturb" --trim "$trim" --tilt "$tilt" --edge-min 0 --bare "$bare" \
+    --indices 5-49 --num "$num_train" --perturb "$perturb" --trim "$trim" --trim-db "$trim_db" --tilt "$tilt" --edge-min 0 --bare "$bare" \
     --noise-db -60 --espeak-num "$espeak_num" --seed "$seed" --name train --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/train" --manifest "$data_dir/train.jsonl"
   once "$data_dir/dev.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$train_speakers" \
     --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/dev" \

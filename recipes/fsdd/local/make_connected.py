@@ -74,7 +74,7 @@ def trim(waveform, start_db, end_db):
 
 
 def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0,
-              trim_probability=0.0, edge_min=0.1, bare_probability=0.0):
+              trim_probability=0.0, edge_min=0.1, bare_probability=0.0, trim_db=(6.0, 30.0)):
     """(waveform, digits) for one utterance of `speaker`."""
     digits = [rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits))]
     level = 10 ** (rng.uniform(-12, 0) / 20)  # overall loudness, -12..0 dB below a 0.5 peak
@@ -83,7 +83,7 @@ def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise
     for digit in digits:
         piece = rng.choice(table[speaker][digit])
         if trim_probability and rng.random() < trim_probability:
-            piece = trim(piece, rng.uniform(6.0, 30.0), rng.uniform(6.0, 30.0))
+            piece = trim(piece, rng.uniform(*trim_db), rng.uniform(*trim_db))
         if perturb:
             factor = rng.uniform(1 - perturb, 1 + perturb)
             piece = soxr.resample(piece, RATE * factor, RATE)  # speed and pitch by `factor`
@@ -110,6 +110,8 @@ def main(argv=None) -> int:
                         help="random spectral tilt per utterance, first-order filter coefficient up to this (e.g. 0.7)")
     parser.add_argument("--trim", type=float, default=0.0,
                         help="probability of cutting a digit's quiet start and end at a random level (e.g. 0.5)")
+    parser.add_argument("--trim-db", default="6-30",
+                        help="range of the trim levels, dB under the loudest 10 ms frame, drawn uniformly")
     parser.add_argument("--edge-min", type=float, default=0.1,
                         help="shortest pause before the first and after the last digit, seconds (longest: 0.3)")
     parser.add_argument("--bare", type=float, default=0.0,
@@ -132,7 +134,8 @@ def main(argv=None) -> int:
     for n in range(args.num):
         speaker = speakers[n % len(speakers)]
         waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
-                                     args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min, args.bare)
+                                     args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min, args.bare,
+                                     tuple(float(x) for x in args.trim_db.split("-")))
         records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
     if args.espeak_num:
         tts.require_espeak()
