@@ -73,6 +73,17 @@ def trim(waveform, start_db, end_db):
     return waveform[first * 80:(last + 1) * 80]
 
 
+def level_range(text: str) -> tuple[float, float]:
+    """"6-30" -> (6.0, 30.0): a range of dB levels, LOW <= HIGH (an argparse type)."""
+    try:
+        low, high = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH in dB such as 6-30, got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LOW <= HIGH, got {text!r}")
+    return low, high
+
+
 def connected(table, speaker, rng, nprng, min_digits, max_digits, perturb, noise_db, tilt_amount=0.0,
               trim_probability=0.0, edge_min=0.1, bare_probability=0.0, trim_db=(6.0, 30.0)):
     """(waveform, digits) for one utterance of `speaker`."""
@@ -110,7 +121,7 @@ def main(argv=None) -> int:
                         help="random spectral tilt per utterance, first-order filter coefficient up to this (e.g. 0.7)")
     parser.add_argument("--trim", type=float, default=0.0,
                         help="probability of cutting a digit's quiet start and end at a random level (e.g. 0.5)")
-    parser.add_argument("--trim-db", default="6-30",
+    parser.add_argument("--trim-db", type=level_range, default=(6.0, 30.0), metavar="LOW-HIGH",
                         help="range of the trim levels, dB under the loudest 10 ms frame, drawn uniformly")
     parser.add_argument("--edge-min", type=float, default=0.1,
                         help="shortest pause before the first and after the last digit, seconds (longest: 0.3)")
@@ -135,7 +146,7 @@ def main(argv=None) -> int:
         speaker = speakers[n % len(speakers)]
         waveform, digits = connected(table, speaker, rng, nprng, args.min_digits, args.max_digits,
                                      args.perturb, args.noise_db, args.tilt, args.trim, args.edge_min, args.bare,
-                                     tuple(float(x) for x in args.trim_db.split("-")))
+                                     args.trim_db)
         records.append(_write(args, f"{speaker}-{args.name}-{n:05d}", waveform, RATE, digits, speaker))
     if args.espeak_num:
         tts.require_espeak()
