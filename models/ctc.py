@@ -4,6 +4,7 @@
 - `ctc_loss(log_probs, lengths, targets, target_lengths)`: summed over the batch and divided by
   the number of target tokens (so long and short utterances weigh by their tokens).
 - `greedy_decode(log_probs, lengths)`: best token per frame, repeats merged, blanks dropped.
+- `log_likelihoods(log_probs, candidates)`: log P(token sequence | input) of each candidate.
 - `BeamSearchDecoder`: torchaudio's CTC beam search (flashlight-text), optionally with a KenLM
   n-gram language model and a lexicon.
 - `align(log_probs, tokens)`: Viterbi forced alignment (torchaudio) -> one frame span per token.
@@ -63,6 +64,20 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None = None) 
     return results
 
 
+def log_likelihoods(log_probs: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
+    """log P(candidate | input) [N], summed over all CTC alignments, for one utterance's
+    log_probs [T, V]; -inf for a candidate that no alignment of T frames can produce."""
+    if not candidates:
+        return torch.zeros(0)
+    count = len(candidates)
+    targets = torch.tensor([t for c in candidates for t in c], dtype=torch.long)
+    lengths = torch.tensor([len(c) for c in candidates])
+    losses = nn.functional.ctc_loss(
+        log_probs.float().cpu().unsqueeze(1).expand(-1, count, -1), targets,
+        torch.full((count,), log_probs.shape[0]), lengths, blank=BLANK, reduction="none")
+    return -losses
+
+
 @dataclass
 class TokenSpan:
     """One token of an alignment: output frames start .. end-1, mean posterior `score` in [0, 1]."""
@@ -110,10 +125,12 @@ class BeamSearchDecoder:
     `__call__(log_probs [B, T, V], lengths [B])` returns a list of token-id lists (the best
     hypothesis for each utterance; blanks and repeats removed). With a lexicon, they are the
     spellings of the completed words, joined by "▁" when that is a token of its own.
+    `nbest_lists` returns the `nbest` best hypotheses of each utterance, best first.
     """
 
     def __init__(self, tokens, beam_size: int = 10, lm=None, lexicon=None, lm_weight: float = 2.0,
-                 word_score: float = 0.0, beam_threshold: float = 25.0, unk_score: float = float("-inf")):
+                 word_score: float = 0.0, beam_threshold: float = 25.0, unk_score: float = float("-inf"),
+                 nbest: int = 1):
         try:
             from torchaudio.models.decoder import ctc_decoder
             import flashlight.lib.text.decoder  # noqa: F401  (ctc_decoder fails late without it)
@@ -143,7 +160,7 @@ class BeamSearchDecoder:
                         f.write(f"{word} {' '.join(self.tokens[i] for i in ids)}\n")
                 lexicon_file = f.name
             self.decoder = ctc_decoder(
-                lexicon=lexicon_file, tokens=self.tokens, lm=lm, nbest=1, beam_size=beam_size,
+                lexicon=lexicon_file, tokens=self.tokens, lm=lm, nbest=nbest, beam_size=beam_size,
                 beam_threshold=beam_threshold, lm_weight=lm_weight if lm else 0.0,
                 word_score=word_score, unk_score=unk_score, sil_score=0.0, log_add=False,
                 blank_token=self.tokens[BLANK], sil_token=sil, unk_word="<unk>")
@@ -163,28 +180,28 @@ class BeamSearchDecoder:
         return spellings
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[int]]:
+        return [hypotheses[0] if hypotheses else [] for hypotheses in self.nbest_lists(log_probs, lengths)]
+
+    def nbest_lists(self, log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[list[int]]]:
+        """For each utterance of log_probs [B, T, V], its hypotheses (token-id lists), best first."""
         emissions = log_probs.detach().float().cpu().contiguous()
         if lengths is not None:
             lengths = lengths.detach().cpu().to(torch.int32)
-        results = []
-        for hypotheses in self.decoder(emissions, lengths):
-            if not hypotheses:
-                results.append([])
-                continue
-            if self.spellings is not None:  # the completed words, spelled
-                ids = []
-                for word in hypotheses[0].words:
-                    spelling = self.spellings.get(word)
-                    if spelling:  # a boundary token between words unless the piece has its own "▁"
-                        joint = ids and self.sil != BLANK and not self.tokens[spelling[0]].startswith("▁")
-                        ids += ([self.sil] if joint else []) + spelling
-                results.append(ids)
-                continue
-            ids = hypotheses[0].tokens.tolist()  # blanks and repeats already removed
-            # flashlight pads the path with one silence frame before and after the input
-            if ids and ids[0] == self.sil:
-                ids = ids[1:]
-            if ids and ids[-1] == self.sil:
-                ids = ids[:-1]
-            results.append(ids)
-        return results
+        return [[self._token_ids(h) for h in hypotheses] for hypotheses in self.decoder(emissions, lengths)]
+
+    def _token_ids(self, hypothesis) -> list[int]:
+        if self.spellings is not None:  # the completed words, spelled
+            ids = []
+            for word in hypothesis.words:
+                spelling = self.spellings.get(word)
+                if spelling:  # a boundary token between words unless the piece has its own "▁"
+                    joint = ids and self.sil != BLANK and not self.tokens[spelling[0]].startswith("▁")
+                    ids += ([self.sil] if joint else []) + spelling
+            return ids
+        ids = hypothesis.tokens.tolist()  # blanks and repeats already removed
+        # flashlight pads the path with one silence frame before and after the input
+        if ids and ids[0] == self.sil:
+            ids = ids[1:]
+        if ids and ids[-1] == self.sil:
+            ids = ids[:-1]
+        return ids

@@ -70,12 +70,14 @@ def add_arguments(parser):
     parser.add_argument("--num-workers", type=int, default=2, help="audio loading processes")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="settings that replace the config's, as for tasr train")
 
 
 def main(args):
     from tasr.train import load_config
 
-    model = load_config(args.config)["model"] if args.config else {}
+    model = load_config(args.config, args.overrides)["model"] if args.config or args.overrides else {}
     sample_rate = int(model.get("sample_rate", 16000))
     frontend = audio.Fbank(sample_rate=sample_rate, **dict(model.get("fbank") or {}))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

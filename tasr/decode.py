@@ -17,12 +17,16 @@ Search: greedy by default; `--beam N` uses the CTC beam search (flashlight-text)
 a KenLM word n-gram (ARPA or binary). `--lexicon` (a "word tok tok ..." file, or a word list
 spelled with the model's tokens) restricts the beam search's output to its words, with or
 without an LM; for an ARPA LM without `--lexicon` the LM's unigrams are the lexicon.
+`--model` given more than once decodes with an ensemble of the models, and `--speeds` lets each
+model also hear the audio played faster or slower (`tasr.ensemble`: the N best texts of every
+model at every speed, rescored by all of them; both need `--beam N`).
 
 An utterance whose audio cannot be read is reported on stderr with its id and the reason, left
 out of the scores and listed under "skipped" in summary.json; every other utterance is still
 decoded and written. The exit status is then 1 (0 with `--allow-skips`).
 """
 
+import argparse
 import json
 import sys
 import time
@@ -36,10 +40,15 @@ from tasr.files import write_text
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="model file (written by tasr train / tasr average)")
+    parser.add_argument("--model", required=True, action="append",
+                        help="model file (written by tasr train / tasr average); repeat it to decode with an "
+                             "ensemble of models (needs --beam)")
     parser.add_argument("--manifest", required=True, help="JSONL manifest with id, audio, duration, text")
     parser.add_argument("--out", required=True, help="folder for hyp.txt, ref.txt, errors.txt, summary.json")
     parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam size (default: greedy search)")
+    parser.add_argument("--speeds", type=speed_list, default=[1.0], metavar="F,F,...",
+                        help="decode the audio at each of these speeds (e.g. 0.9,1,1.1) and combine the results "
+                             "like an ensemble (needs --beam; default 1: as it is)")
     parser.add_argument("--lm", default=None, help="KenLM word language model (ARPA or binary); needs --beam")
     parser.add_argument("--lexicon", default=None, help="lexicon file 'word tok tok ...' (or one word per line, "
                         "spelled with the model's tokens): with --beam, only its words are output "
@@ -51,6 +60,17 @@ def add_arguments(parser):
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
     parser.add_argument("--allow-skips", action="store_true",
                         help="exit with status 0 even when unreadable utterances were skipped")
+
+
+def speed_list(text: str) -> list[float]:
+    """"0.9,1,1.1" -> [0.9, 1.0, 1.1], each > 0 (an argparse type)."""
+    try:
+        speeds = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected speed factors such as 0.9,1,1.1, got {text!r}") from None
+    if not all(speed > 0 for speed in speeds):
+        raise argparse.ArgumentTypeError(f"speed factors must be > 0, got {text!r}")
+    return speeds
 
 
 def pick_device(name: str) -> torch.device:
@@ -196,11 +216,31 @@ def make_search(model, args):
 
 # ---------------------------------------------------------------- the command
 
-def decode_manifest(model, items, search, device, batch_size=16, num_workers=0):
-    """Decode manifest `items`: ({id: hypothesis}, [(id, reason) skipped], compute seconds, load seconds)."""
+def make_transcriber(models, args):
+    """A function waveforms [B, N], lengths [B] -> texts: one model's search, or an ensemble's."""
+    if len(models) > 1 or args.speeds != [1.0]:
+        from tasr.ensemble import EnsembleSearch
+
+        if args.beam is None or args.beam < 1 or args.lm or args.lexicon:
+            raise TasrError("an ensemble (--model given more than once, or --speeds) needs --beam N "
+                            "and takes no --lm or --lexicon")
+        return EnsembleSearch(models, args.beam, args.speeds)
+    model = models[0]
+    search = make_search(model, args)
+
+    def transcribe(waveforms, lengths):
+        log_probs, out_lengths = model(waveforms, lengths)
+        return [model.tokenizer.decode(ids) for ids in search(log_probs, out_lengths)]
+
+    return transcribe
+
+
+def decode_manifest(transcribe, sample_rate, items, device, batch_size=16, num_workers=0):
+    """Decode manifest `items` with `transcribe` (waveforms [B, N], lengths [B] -> texts):
+    ({id: hypothesis}, [(id, reason) skipped], compute seconds, load seconds)."""
     from tasr import data
 
-    dataset = data.SpeechDataset(items, None, model.sample_rate)
+    dataset = data.SpeechDataset(items, None, sample_rate)
     order = sorted(range(len(items)), key=lambda i: -items[i]["duration"])  # little padding per batch
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     hyps, skipped = {}, []
@@ -215,13 +255,11 @@ def decode_manifest(model, items, search, device, batch_size=16, num_workers=0):
         if len(batch):
             started = time.perf_counter()
             with torch.inference_mode():
-                log_probs, out_lengths = model(batch.waveforms.to(device), batch.lengths.to(device))
-                token_ids = search(log_probs, out_lengths)
+                texts = transcribe(batch.waveforms.to(device), batch.lengths.to(device))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             compute += time.perf_counter() - started
-            for utt_id, ids in zip(batch.ids, token_ids):
-                hyps[utt_id] = model.tokenizer.decode(ids)
+            hyps.update(zip(batch.ids, texts))
         progress.update(len(batch) + len(batch.skipped))
         started = time.perf_counter()
     progress.close()
@@ -236,16 +274,17 @@ def main(args):
     if args.batch_size < 1:
         raise TasrError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = pick_device(args.device)
-    model = SpeechRecognizer.load(args.model, map_location=device)
+    models = [SpeechRecognizer.load(path, map_location=device) for path in args.model]
     items = data.read_manifest(args.manifest)
-    search = make_search(model, args)
+    transcribe = make_transcriber(models, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    hyps, skipped, compute, load = decode_manifest(model, items, search, device, args.batch_size, args.num_workers)
+    hyps, skipped, compute, load = decode_manifest(transcribe, models[0].sample_rate, items, device,
+                                                   args.batch_size, args.num_workers)
 
     decoded = [item for item in items if item["id"] in hyps]
-    lowercase = getattr(model.tokenizer, "lowercase", False)
+    lowercase = getattr(models[0].tokenizer, "lowercase", False)
     ids = [item["id"] for item in decoded]
     refs = [normalize(str(item["text"]), lowercase) for item in decoded]
     hyp_list = [hyps[i] for i in ids]
@@ -259,12 +298,14 @@ def main(args):
         "compute_seconds": round(compute, 3),
         "load_seconds": round(load, 3),
         "rtf": compute / audio_seconds if audio_seconds else None,
-        "search": " + ".join([f"beam {args.beam}"] + ["LM"] * bool(args.lm) + ["lexicon"] * bool(args.lexicon))
+        "search": " + ".join([f"beam {args.beam}"] + ["LM"] * bool(args.lm) + ["lexicon"] * bool(args.lexicon)
+                             + [f"ensemble of {len(models)}"] * (len(models) > 1)
+                             + [f"speeds {','.join(f'{x:g}' for x in args.speeds)}"] * (args.speeds != [1.0]))
         if args.beam else "greedy",
         "lm": args.lm,
         "lexicon": args.lexicon,
         "device": str(device),
-        "model": str(args.model),
+        "model": args.model[0] if len(args.model) == 1 else args.model,
         "manifest": str(args.manifest),
         "skipped": [{"id": i, "reason": r} for i, r in skipped],
     }

@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_loss, greedy_decode
+from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_loss, greedy_decode, log_likelihoods
 from tasr.text import train_tokenizer
 
 ARPA = """\\data\\
@@ -97,6 +97,30 @@ def test_lexicon_and_language_model_steer_the_search(tmp_path):
         BeamSearchDecoder(tokenizer.tokens, lm=str(tmp_path / "lm.arpa"))
     with pytest.raises(FileNotFoundError):
         BeamSearchDecoder(tokenizer.tokens, lm=str(tmp_path / "missing.arpa"), lexicon=words)
+
+
+def test_log_likelihoods_sum_every_alignment():
+    torch.manual_seed(0)
+    log_probs = torch.randn(3, 3).log_softmax(-1)  # 3 frames, blank + tokens 1 and 2
+    p = log_probs.exp()
+    # the paths of three frames that give [1] (0 is blank; 1_1 would give [1, 1])
+    paths_of_1 = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 1, 1)]
+    expected = sum(p[0, a] * p[1, b] * p[2, c] for a, b, c in paths_of_1).log()
+    got = log_likelihoods(log_probs, [[1], [1, 2], [1, 1, 1, 1]])
+    assert got[0] == pytest.approx(float(expected), abs=1e-5)
+    assert got[1] < 0 and got[2] == float("-inf")  # four tokens cannot come out of three frames
+
+
+def test_nbest_lists_hold_distinct_hypotheses_best_first():
+    tokenizer = train_tokenizer(["ONE TWO ONA"], "char")
+    log_probs = peaked(tokenizer, "ONE TWO")
+    e, a = tokenizer.encode("E")[0], tokenizer.encode("A")[0]
+    log_probs[0, 4, e], log_probs[0, 4, a] = 0.0, -0.5
+    log_probs = log_probs.log_softmax(-1)
+    decoder = BeamSearchDecoder(tokenizer.tokens, beam_size=5, nbest=5)
+    texts = [tokenizer.decode(ids) for ids in decoder.nbest_lists(log_probs)[0]]
+    assert texts[0] == "ONE TWO" and "ONA TWO" in texts and len(set(texts)) == len(texts)
+    assert decoder(log_probs) == [tokenizer.encode("ONE TWO")]
 
 
 def test_missing_flashlight_is_a_clear_error(monkeypatch):

@@ -33,13 +33,18 @@ bare=0.2                            # probability of a training utterance withou
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
 seed=1
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
-average_num=1                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
+average_num=2                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+speeds=0.9,0.95,1,1.05,1.1          # stage 6 also decodes with model.pt hearing the audio at each of these
+                                    # speeds, the results combined (tasr decode --speeds; empty: not)
+partner=model.fbank.subtract_mean=true  # config overrides of a second model, trained beside the first in
+                                    # $exp_dir/partner; stage 6 also decodes both together (empty: one model)
 threads=1                           # torch threads per process: small models on 2 cores train fastest with one
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed cmvn_utterances average_num beam_size device threads"
+  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed
+  cmvn_utterances average_num beam_size speeds partner device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -81,17 +86,53 @@ tokenizer() {
   train_tokenizer "$data_dir/train.jsonl"
 }
 
-cmvn() {
-  compute_cmvn "$data_dir/train.jsonl"
+with_partner() {  # COMMAND...: run COMMAND for the partner model (its own exp_dir), when there is one
+  [ -z "$partner" ] && return 0
+  (exp_dir=$exp_dir/partner; "$@")
 }
 
-train() {
-  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj"
+cmvn() {
+  compute_cmvn "$data_dir/train.jsonl"
+  with_partner mkdir -p "$exp_dir/partner"
+  with_partner cp "$exp_dir/tokenizer.json" "$exp_dir/partner/tokenizer.json"
+  with_partner compute_cmvn "$data_dir/train.jsonl" $partner
+}
+
+train_one() {
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "$@"
+}
+
+train() {  # the two models at once, one per core; the partner's output goes to its own log
+  local partner_log=$exp_dir/log/stage4.train.partner.log pid=""
+  if [ -n "$partner" ]; then
+    echo "partner model ($partner): $exp_dir/partner, log: $partner_log"
+    with_partner train_one $partner > "$partner_log" 2>&1 &
+    pid=$!
+  fi
+  train_one
+  if [ -n "$pid" ] && ! wait "$pid"; then
+    tail -5 "$partner_log"
+    echo "training the partner model failed; see $partner_log" >&2
+    return 1
+  fi
+}
+
+average() {
+  average_checkpoints
+  with_partner average_checkpoints
 }
 
 decode() {
   for subset in dev test isolated; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
+    if [ -n "$speeds" ] && [ "$beam_size" -gt 0 ]; then
+      tasr decode --model "$exp_dir/model.pt" --speeds "$speeds" --beam "$beam_size" \
+        --manifest "$data_dir/$subset.jsonl" --device "$device" --out "$exp_dir/decode/$subset/beam${beam_size}_speeds"
+    fi
+    if [ -n "$partner" ] && [ "$beam_size" -gt 0 ]; then
+      tasr decode --model "$exp_dir/model.pt" --model "$exp_dir/partner/model.pt" --beam "$beam_size" \
+        --manifest "$data_dir/$subset.jsonl" --device "$device" --out "$exp_dir/decode/$subset/ensemble_beam$beam_size"
+    fi
   done
 }
 
@@ -108,7 +149,7 @@ main() {
   run_stage 2 tokenizer tokenizer
   run_stage 3 cmvn cmvn
   run_stage 4 train train
-  run_stage 5 average average_checkpoints
+  run_stage 5 average average
   run_stage 6 decode decode
   run_stage 7 results results
 }

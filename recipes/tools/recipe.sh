@@ -163,9 +163,11 @@ train_tokenizer() {  # TRAIN_MANIFEST: EXP/tokenizer.json as the config's `token
   tasr tokenizer $(tokenizer_options) --manifest "$1" --out "$exp_dir/tokenizer.json"
 }
 
-compute_cmvn() {  # TRAIN_MANIFEST: EXP/cmvn.json
-  tasr cmvn --config "$config" --manifest "$1" --out "$exp_dir/cmvn.json" \
-    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device"
+compute_cmvn() {  # TRAIN_MANIFEST [CONFIG OVERRIDES...]: EXP/cmvn.json
+  local manifest=$1
+  shift
+  tasr cmvn --config "$config" --manifest "$manifest" --out "$exp_dir/cmvn.json" \
+    --max-utterances "$cmvn_utterances" --num-workers "$nj" --device "$device" "$@"
 }
 
 train_model() {  # TRAIN_MANIFEST VALID_MANIFEST [CONFIG OVERRIDES...]: resumes from EXP's last checkpoint

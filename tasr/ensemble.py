@@ -1,0 +1,58 @@
+"""Decode with several CTC models at once, or one model hearing the audio at several speeds
+(`tasr decode --model A --model B --speeds 0.9,1,1.1 --beam N`).
+
+Every member (a model at a speed) proposes its N best texts for an utterance by beam search;
+every member then scores every proposed text by log P(text | audio), summed over all its CTC
+alignments, and the text with the highest sum over the members wins. The combination is per
+sequence: CTC models emit their token spikes at different frames (and at another speed, the
+frames themselves differ), so averaging frame posteriors fails. Texts, not token ids, are
+exchanged, so the models may have different tokenizers; they must take audio at the same
+sample rate. A speed of 0.9 plays the audio 10 % slower, pitch included, as speed perturbation
+in training does: a model trained with such perturbation hears a few more voices of the speaker.
+"""
+
+import torch
+
+import audio
+from models.ctc import BeamSearchDecoder, log_likelihoods
+from tasr.errors import TasrError
+
+
+class EnsembleSearch:
+    """Callable (waveforms [B, N], lengths [B] samples) -> best texts [B] of every model at every speed."""
+
+    def __init__(self, models, beam_size: int, speeds=(1.0,)):
+        rates = {model.sample_rate for model in models}
+        if len(rates) > 1:
+            raise TasrError(f"the models of an ensemble must take the same sample rate, not {sorted(rates)} Hz")
+        if not speeds or not all(speed > 0 for speed in speeds):
+            raise TasrError(f"speeds must be > 0, got {list(speeds)}")
+        searches = [BeamSearchDecoder(model.tokenizer.tokens, beam_size=beam_size, nbest=beam_size)
+                    for model in models]
+        self.members = [(model, search, speed) for model, search in zip(models, searches) for speed in speeds]
+
+    @torch.inference_mode()
+    def __call__(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        outputs = []  # per member: (model, log_probs [B, T, V], out_lengths [B], texts [B][N])
+        for model, search, speed in self.members:
+            device = next(model.parameters()).device
+            heard, heard_lengths = waveforms, lengths
+            if speed != 1.0:
+                heard = audio.speed_perturb(waveforms, model.sample_rate, speed)
+                heard_lengths = (lengths / speed).round().long().clamp(max=heard.shape[-1])
+            log_probs, out_lengths = model(heard.to(device), heard_lengths.to(device))
+            texts = [[model.tokenizer.decode(ids) for ids in hypotheses]
+                     for hypotheses in search.nbest_lists(log_probs, out_lengths)]
+            outputs.append((model, log_probs, out_lengths, texts))
+        best = []
+        for b in range(waveforms.shape[0]):
+            candidates = list(dict.fromkeys(text for *_, texts in outputs for text in texts[b]))
+            if not candidates:
+                best.append("")
+                continue
+            total = torch.zeros(len(candidates))
+            for model, log_probs, out_lengths, _ in outputs:
+                spellings = [model.tokenizer.encode(text) for text in candidates]
+                total += log_likelihoods(log_probs[b, : out_lengths[b]], spellings)
+            best.append(candidates[int(total.argmax())])
+        return best
