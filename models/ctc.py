@@ -190,6 +190,7 @@ class BeamSearchDecoder:
         return [[self._token_ids(h) for h in hypotheses] for hypotheses in self.decoder(emissions, lengths)]
 
     def _token_ids(self, hypothesis) -> list[int]:
+        """One flashlight hypothesis as token ids (spelled words with a lexicon, else its tokens)."""
         if self.spellings is not None:  # the completed words, spelled
             ids = []
             for word in hypothesis.words:

@@ -64,7 +64,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     config.write_text(TINY_CONFIG)
     espeak = "2" if shutil.which("espeak-ng") else "0"
     args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
-            "--average-num", "1", "--beam-size", "0"]
+            "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1"]
     result = run_recipe(tmp_path, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -81,11 +81,14 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
         assert 1 <= len(words) <= 3 and set(words) <= {"zero", "one", "two", "three", "four", "five", "six",
                                                       "seven", "eight", "nine"}
     exp = tmp_path / "exp"
-    assert (exp / "model.pt").exists()
-    assert (exp / "decode" / "test" / "greedy" / "summary.json").exists()
-    assert not (exp / "decode" / "test" / "beam10").exists()
-    assert "| test | greedy | 6 |" in (exp / "RESULTS.md").read_text()
-    assert "| isolated | greedy | 3 |" in (exp / "RESULTS.md").read_text()
+    assert (exp / "model.pt").exists() and (exp / "partner" / "model.pt").exists()
+    assert "subtract_mean: true" in (exp / "partner" / "config.yaml").read_text()
+    assert "subtract_mean: true" not in (exp / "config.yaml").read_text()
+    for method in ["greedy", "beam2", "beam2_speeds", "beam2_partner", "beam2_partner_speeds"]:
+        assert (exp / "decode" / "test" / method / "summary.json").exists(), method
+    results = (exp / "RESULTS.md").read_text()
+    assert "| test | greedy | 6 |" in results and "| isolated | greedy | 3 |" in results
+    assert "| test | beam 2 + ensemble of 2 + speeds 0.9,1 | 6 |" in results
 
     again = run_recipe(tmp_path, *args)
     assert again.returncode == 0

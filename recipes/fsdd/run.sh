@@ -122,16 +122,27 @@ average() {
   with_partner average_checkpoints
 }
 
+ensemble_decode() {  # NAME MANIFEST OUT_NAME [tasr decode options]: beam search with several models or speeds
+  local name=$1 manifest=$2 out=$3
+  shift 3
+  tasr decode --model "$exp_dir/model.pt" --beam "$beam_size" --manifest "$manifest" --device "$device" \
+    --out "$exp_dir/decode/$name/$out" "$@"
+}
+
 decode() {
+  local partner_model=(--model "$exp_dir/partner/model.pt")
   for subset in dev test isolated; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
-    if [ -n "$speeds" ] && [ "$beam_size" -gt 0 ]; then
-      tasr decode --model "$exp_dir/model.pt" --speeds "$speeds" --beam "$beam_size" \
-        --manifest "$data_dir/$subset.jsonl" --device "$device" --out "$exp_dir/decode/$subset/beam${beam_size}_speeds"
+    [ "$beam_size" -gt 0 ] || continue
+    if [ -n "$speeds" ]; then
+      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_speeds" --speeds "$speeds"
     fi
-    if [ -n "$partner" ] && [ "$beam_size" -gt 0 ]; then
-      tasr decode --model "$exp_dir/model.pt" --model "$exp_dir/partner/model.pt" --beam "$beam_size" \
-        --manifest "$data_dir/$subset.jsonl" --device "$device" --out "$exp_dir/decode/$subset/ensemble_beam$beam_size"
+    if [ -n "$partner" ]; then
+      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_partner" "${partner_model[@]}"
+    fi
+    if [ -n "$partner" ] && [ -n "$speeds" ]; then
+      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_partner_speeds" "${partner_model[@]}" \
+        --speeds "$speeds"
     fi
   done
 }
