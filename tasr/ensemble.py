@@ -25,8 +25,6 @@ class EnsembleSearch:
         rates = {model.sample_rate for model in models}
         if len(rates) > 1:
             raise TasrError(f"the models of an ensemble must take the same sample rate, not {sorted(rates)} Hz")
-        if not speeds or not all(speed > 0 for speed in speeds):
-            raise TasrError(f"speeds must be > 0, got {list(speeds)}")
         searches = [BeamSearchDecoder(model.tokenizer.tokens, beam_size=beam_size, nbest=beam_size)
                     for model in models]
         self.members = [(model, search, speed) for model, search in zip(models, searches) for speed in speeds]
