@@ -122,11 +122,11 @@ average() {
   with_partner average_checkpoints
 }
 
-ensemble_decode() {  # NAME MANIFEST OUT_NAME [tasr decode options]: beam search with several models or speeds
-  local name=$1 manifest=$2 out=$3
-  shift 3
-  tasr decode --model "$exp_dir/model.pt" --beam "$beam_size" --manifest "$manifest" --device "$device" \
-    --out "$exp_dir/decode/$name/$out" "$@"
+ensemble_decode() {  # SUBSET OUT_NAME [tasr decode options]: beam search with several models or speeds
+  local subset=$1 out=$2
+  shift 2
+  tasr decode --model "$exp_dir/model.pt" --beam "$beam_size" --manifest "$data_dir/$subset.jsonl" --device "$device" \
+    --out "$exp_dir/decode/$subset/$out" "$@"
 }
 
 decode() {
@@ -135,13 +135,13 @@ decode() {
     decode_set "$subset" "$data_dir/$subset.jsonl"
     [ "$beam_size" -gt 0 ] || continue
     if [ -n "$speeds" ]; then
-      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_speeds" --speeds "$speeds"
+      ensemble_decode "$subset" "beam${beam_size}_speeds" --speeds "$speeds"
     fi
     if [ -n "$partner" ]; then
-      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_partner" "${partner_model[@]}"
+      ensemble_decode "$subset" "beam${beam_size}_partner" "${partner_model[@]}"
     fi
     if [ -n "$partner" ] && [ -n "$speeds" ]; then
-      ensemble_decode "$subset" "$data_dir/$subset.jsonl" "beam${beam_size}_partner_speeds" "${partner_model[@]}" \
+      ensemble_decode "$subset" "beam${beam_size}_partner_speeds" "${partner_model[@]}" \
         --speeds "$speeds"
     fi
   done
