@@ -125,7 +125,7 @@ class BeamSearchDecoder:
     `__call__(log_probs [B, T, V], lengths [B])` returns a list of token-id lists (the best
     hypothesis for each utterance; blanks and repeats removed). With a lexicon, they are the
     spellings of the completed words, joined by "▁" when that is a token of its own.
-    `nbest_lists` returns the `nbest` best hypotheses of each utterance, best first.
+    `nbest_lists` returns up to `nbest` distinct hypotheses of each utterance, best first.
     """
 
     def __init__(self, tokens, beam_size: int = 10, lm=None, lexicon=None, lm_weight: float = 2.0,
@@ -187,7 +187,17 @@ class BeamSearchDecoder:
         emissions = log_probs.detach().float().cpu().contiguous()
         if lengths is not None:
             lengths = lengths.detach().cpu().to(torch.int32)
-        return [[self._token_ids(h) for h in hypotheses] for hypotheses in self.decoder(emissions, lengths)]
+        return [self._distinct([self._token_ids(h) for h in hypotheses])
+                for hypotheses in self.decoder(emissions, lengths)]
+
+    @staticmethod
+    def _distinct(hypotheses: list[list[int]]) -> list[list[int]]:
+        """Each hypothesis once, at its best place (paths that differ only in silence give one text)."""
+        distinct = []
+        for ids in hypotheses:
+            if ids not in distinct:
+                distinct.append(ids)
+        return distinct
 
     def _token_ids(self, hypothesis) -> list[int]:
         """One flashlight hypothesis as token ids (spelled words with a lexicon, else its tokens)."""
@@ -200,9 +210,10 @@ class BeamSearchDecoder:
                     ids += ([self.sil] if joint else []) + spelling
             return ids
         ids = hypothesis.tokens.tolist()  # blanks and repeats already removed
-        # flashlight pads the path with one silence frame before and after the input
-        if ids and ids[0] == self.sil:
+        # flashlight pads the path with one silence frame before and after the input, and the
+        # path may add silence of its own at either end
+        while ids and ids[0] == self.sil:
             ids = ids[1:]
-        if ids and ids[-1] == self.sil:
+        while ids and ids[-1] == self.sil:
             ids = ids[:-1]
         return ids

@@ -1,4 +1,5 @@
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -121,6 +122,16 @@ def test_nbest_lists_hold_distinct_hypotheses_best_first():
     texts = [tokenizer.decode(ids) for ids in decoder.nbest_lists(log_probs)[0]]
     assert texts[0] == "ONE TWO" and "ONA TWO" in texts and len(set(texts)) == len(texts)
     assert decoder(log_probs) == [tokenizer.encode("ONE TWO")]
+
+
+def test_nbest_lists_merge_paths_that_differ_only_in_silence():
+    tokenizer = train_tokenizer(["ONE TWO"], "char")
+    decoder = BeamSearchDecoder(tokenizer.tokens, beam_size=5, nbest=3)
+    sil, one = tokenizer.tokens.index("▁"), tokenizer.encode("ONE")
+    paths = [[sil, *one, sil], [sil, *one, sil, sil], [sil, sil, *one[:2], sil]]
+    # flashlight orders tied paths freely; here it returns these three
+    decoder.decoder = lambda emissions, lengths: [[SimpleNamespace(tokens=torch.tensor(p)) for p in paths]]
+    assert decoder.nbest_lists(torch.zeros(1, 4, tokenizer.vocab_size)) == [[one, one[:2]]]
 
 
 def test_missing_flashlight_is_a_clear_error(monkeypatch):
