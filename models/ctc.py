@@ -187,17 +187,9 @@ class BeamSearchDecoder:
         emissions = log_probs.detach().float().cpu().contiguous()
         if lengths is not None:
             lengths = lengths.detach().cpu().to(torch.int32)
-        return [self._distinct([self._token_ids(h) for h in hypotheses])
+        # each hypothesis once, at its best place (paths that differ only in silence give one)
+        return [[list(ids) for ids in dict.fromkeys(tuple(self._token_ids(h)) for h in hypotheses)]
                 for hypotheses in self.decoder(emissions, lengths)]
-
-    @staticmethod
-    def _distinct(hypotheses: list[list[int]]) -> list[list[int]]:
-        """Each hypothesis once, at its best place (paths that differ only in silence give one text)."""
-        distinct = []
-        for ids in hypotheses:
-            if ids not in distinct:
-                distinct.append(ids)
-        return distinct
 
     def _token_ids(self, hypothesis) -> list[int]:
         """One flashlight hypothesis as token ids (spelled words with a lexicon, else its tokens)."""
