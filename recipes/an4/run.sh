@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# CMU AN4: real read speech of 84 speakers (letters, digits, names, commands), test speakers never heard.
+#   ./run.sh                                   # downloads AN4 (CMU's SPHERE archive, or the cmusphinx/an4 WAV archive)
+#   AN4_ROOT=../../../shared/data/an4 ./run.sh # or --corpus-dir DIR: an existing copy (either layout)
+#   ./run.sh --seed 2 --exp-dir exp/seed2      # another training seed (the data stays the same)
+# Stages are described in ../README.md; see README.md here for run times and results.
+usage="usage: $0 [--stage N] [--stop-stage M] [--corpus-dir DIR] [--config FILE] [--exp-dir DIR] [--seed N] ..."
+. "$(dirname "$0")/../tools/recipe.sh"
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+nj=2                                # DataLoader workers and parallel jobs
+ngpu=0                              # >1: training through torchrun, one process per GPU
+config=conf/conformer_ctc.yaml
+exp_dir=exp                         # the final model is $exp_dir/model.pt
+data_dir=data
+download_dir=downloads
+url=""                              # archive to download instead of the default sources (see local/download.py)
+corpus_dir=$(absolute "${AN4_ROOT:-}")  # an existing AN4 copy (holding etc/ and wav/): no download
+dev_speakers=6                      # training speakers held out (whole) for validation
+max_utterances=0                    # keep only the first N utterances of each set (0: all; for quick tests)
+seed=1                              # training seed (config `seed`)
+cmvn_utterances=0                   # utterances (random) for the CMVN statistics; 0: all
+average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
+beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+threads=2                           # torch threads per process (empty: torch's default)
+device=auto
+option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir dev_speakers
+  max_utterances seed cmvn_utterances average_num beam_size threads device"
+path_options="config exp_dir data_dir download_dir corpus_dir"
+parse_options "$@"
+
+an4_root() {  # the AN4 folder holding etc/ and wav/
+  if [ -n "$corpus_dir" ]; then echo "$corpus_dir"; else echo "$download_dir/unpacked"; fi
+}
+
+corpus() {
+  if [ -n "$corpus_dir" ]; then
+    python local/download.py --check "$corpus_dir"
+  else
+    python local/download.py --download-dir "$download_dir" ${url:+--url "$url"}
+  fi
+}
+
+manifests() {
+  mkdir -p "$data_dir"
+  once "$data_dir/train.jsonl" python local/prepare_manifests.py --corpus-dir "$(an4_root)" --out "$data_dir" \
+    --dev-speakers "$dev_speakers" --max-utterances "$max_utterances"
+}
+
+tokenizer() {
+  train_tokenizer "$data_dir/train.jsonl"
+}
+
+cmvn() {
+  compute_cmvn "$data_dir/train.jsonl"
+}
+
+train() {
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "seed=$seed"
+}
+
+decode() {
+  python -c 'import json, sys; print("\n".join(sorted({w for l in open(sys.argv[1]) for w in json.loads(l)["text"].split()})))' \
+    "$data_dir/train.jsonl" > "$exp_dir/words.txt"
+  lexicon=$exp_dir/words.txt  # the beam search restricted to the training words is decode_set's third decode
+  for subset in dev test; do
+    decode_set "$subset" "$data_dir/$subset.jsonl"
+  done
+}
+
+results() {
+  python ../tools/results.py --exp-dir "$exp_dir" \
+    --title "AN4: $(wc -l < "$data_dir/train.jsonl") training utterances, test speakers never heard" --out "$exp_dir/RESULTS.md"
+  cat "$exp_dir/RESULTS.md"
+}
+
+# The whole stage list is read before it runs, so editing this file during a long run is safe.
+main() {
+  run_stage 0 corpus corpus
+  run_stage 1 data manifests
+  run_stage 2 tokenizer tokenizer
+  run_stage 3 cmvn cmvn
+  run_stage 4 train train
+  run_stage 5 average average_checkpoints
+  run_stage 6 decode decode
+  run_stage 7 results results
+}
+
+main; exit
