@@ -1,15 +1,29 @@
 """Downloads that survive interruptions, and archives unpacked safely.
 
-`download(urls, dest, md5=...)` fetches one file from the first of several mirrors that
-works. Bytes arrive in `dest + ".part"`; an interrupted download resumes from there with an
-HTTP `Range` request (a server that ignores `Range` restarts it from zero). The finished
-file is checked against its MD5 sum before it takes its final name, so a file at `dest`
-is always complete. A file already at `dest` whose sum is wrong is reported and fetched
-again.
+`download(urls, dest, md5=None, verify=None)` fetches one file from the first of several
+mirrors that works. Bytes arrive in `dest + ".part"`; an interrupted download resumes from
+there with an HTTP `Range` request (a server that ignores `Range` restarts it from zero).
+The `.part` file takes its final name only once it is known to be whole:
 
-`extract_tar(archive, dest_dir)` unpacks with tarfile's "data" filter: members that would
-land outside `dest_dir` (absolute paths, `..`, links pointing out), device files and
-set-uid bits are refused.
+- `md5` (hex) given: its MD5 sum must match. A mismatch is fetched again after a pause; when
+  every try of a mirror gives the same wrong sum, the download stops (the published sum is
+  probably stale) instead of fetching it again from every mirror.
+- `verify` given: `verify(path)` is called on the finished `.part` file and raises TasrError
+  when the file is bad (for example, an archive that does not open or lacks the expected
+  files); the file is then deleted and fetched again. A file already at `dest` is checked
+  the same way, and deleted and fetched again when it fails.
+- neither given: the server must have announced the length (Content-Length or
+  Content-Range) and all of it must have arrived; a server that sends no length gives a
+  TasrError, since a cut transfer cannot be told from a whole one.
+
+So a file at `dest` is always complete. A file already at `dest` whose sum is wrong is
+reported and fetched again.
+
+`extract_tar(archive, dest_dir)` unpacks plain files and folders only. Before anything is
+written, the whole archive is refused (TasrError naming the member) if one member is a link
+(symbolic or hard), a device, a FIFO or any other special file, has an absolute name or a
+`..` in its name or link target, or resolves to a path outside `dest_dir`; tarfile's "data"
+filter is applied on top. Corpus archives (LibriSpeech, AN4, FSDD) hold no such members.
 
 `read_md5_list(text)` parses `md5sum` output ("<md5>  <name>" lines), the format of the
 `md5sum.txt` files published next to corpus archives (openslr.org does).
@@ -18,12 +32,13 @@ set-uid bits are refused.
 import hashlib
 import http.client
 import os
+import re
 import sys
 import tarfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
@@ -68,52 +83,81 @@ def fetch_text(urls, timeout: float = 60.0) -> str:
 
 
 def download(urls, dest, md5: str | None = None, attempts: int = 3, timeout: float = 60.0,
-             progress: bool = True) -> Path:
+             progress: bool = True, verify=None) -> Path:
     """Fetch `dest` from the first of `urls` (a URL or a list of mirrors) that gives the right bytes.
 
-    Each URL gets `attempts` tries; a try that breaks off mid-way resumes where it stopped.
-    `md5` (hex) is checked when given. Returns `dest`; raises TasrError naming every URL
-    and why it failed.
+    Each URL gets `attempts` tries, with a growing pause between them; a try that breaks off
+    mid-way resumes where it stopped. `md5` (hex) is checked when given; `verify(path)`, when
+    given, must return without raising TasrError (see the module docstring). Returns `dest`;
+    raises TasrError naming every URL and why it failed.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        if md5 is None or md5sum(dest) == md5.lower():
+        problem = _check(dest, md5, verify)
+        if problem is None:
             return dest
-        print(f"{dest}: MD5 sum is not {md5}: the file is corrupt, downloading it again", file=sys.stderr)
+        print(f"{dest}: {problem}: the file is corrupt, downloading it again", file=sys.stderr)
         dest.unlink()
     part = dest.with_name(dest.name + ".part")
     errors = []
     for url in urls:
+        wrong_sums = []
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                time.sleep(min(2 ** (attempt - 2), 10))
             try:
-                _fetch(url, part, timeout, progress)
+                whole = _fetch(url, part, timeout, progress)
             except (OSError, http.client.HTTPException, _Incomplete) as error:
                 errors.append(f"  {url} (try {attempt}): {error}")
                 if isinstance(error, urllib.error.HTTPError) and error.code in (403, 404, 410):
                     break  # this mirror does not have the file: try the next one
-                time.sleep(min(2 ** (attempt - 1), 10))
                 continue
-            if md5 is not None:
-                actual = md5sum(part)
-                if actual != md5.lower():
-                    errors.append(f"  {url} (try {attempt}): MD5 sum {actual}, expected {md5}")
-                    print(f"{url}: MD5 sum {actual} is not {md5}: downloading again", file=sys.stderr)
-                    part.unlink()
-                    continue
-            os.replace(part, dest)
-            return dest
+            if md5 is None and verify is None and not whole:
+                part.unlink()
+                raise TasrError(f"could not download {dest.name}: {url} sent no length, so a cut transfer "
+                                "cannot be told from a whole one; give an MD5 sum or a check (verify)")
+            problem = _check(part, md5, verify)
+            if problem is None:
+                os.replace(part, dest)
+                return dest
+            errors.append(f"  {url} (try {attempt}): {problem}")
+            print(f"{url}: {problem}: deleted, downloading again", file=sys.stderr)
+            part.unlink()
+            if problem.startswith("MD5 sum "):
+                wrong_sums.append(problem)
+        if len(wrong_sums) >= 2 and len(wrong_sums) == attempts and len(set(wrong_sums)) == 1:
+            raise TasrError(f"could not download {dest.name}: every try from {url} gave the same wrong sum "
+                            f"({wrong_sums[0]}); the published MD5 sum is probably stale or wrong, "
+                            "so the other mirrors were not tried")
     raise TasrError(f"could not download {dest.name}:\n" + "\n".join(errors)
                     + f"\n(the partial file {part} is kept; run again to resume)" * part.exists())
+
+
+def _check(path: Path, md5, verify) -> str | None:
+    """Why the downloaded file `path` is bad (wrong MD5 sum, or `verify` refuses it), or None."""
+    if md5 is not None:
+        actual = md5sum(path)
+        if actual != md5.lower():
+            return f"MD5 sum {actual}, expected {md5.lower()}"
+    if verify is not None:
+        try:
+            verify(path)
+        except TasrError as error:
+            return f"check failed ({error})"
+    return None
 
 
 class _Incomplete(Exception):
     """The connection closed before all the announced bytes arrived."""
 
 
-def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """Append the rest of `url` to `part` (resuming with Range), or start it over."""
+def _fetch(url: str, part: Path, timeout: float, progress: bool) -> bool:
+    """Append the rest of `url` to `part` (resuming with Range), or start it over.
+
+    Returns whether the server announced the file's length (so `part` is known to be whole).
+    """
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "tasr-download"})
     if have:
@@ -121,14 +165,16 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # nothing left to send: the part is complete
-            return
+        if error.code == 416 and have:  # nothing left to send: the part is complete if the sizes agree
+            return _range_total(error.headers) == have
         raise
     with response:
         if have and response.status != 206:  # the server ignored Range: start again
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
+        if total is None and have:
+            total = _range_total(response.headers)
         mode = "ab" if have else "wb"
         with open(part, mode) as file, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
@@ -144,19 +190,32 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
                 bar.update(len(block))
     if total is not None and received < total:
         raise _Incomplete(f"connection closed after {received} of {total} bytes")
+    return total is not None and received == total
+
+
+def _range_total(headers) -> int | None:
+    """The full size N from a `Content-Range: bytes .../N` header, or None."""
+    match = re.fullmatch(r"bytes [^/]+/(\d+)", (headers or {}).get("Content-Range", "").strip())
+    return int(match.group(1)) if match else None
 
 
 def extract_tar(archive, dest_dir, progress: bool = True) -> Path:
-    """Unpack a (compressed) tar archive into `dest_dir` with the "data" filter; returns `dest_dir`.
+    """Unpack a (compressed) tar archive of plain files and folders into `dest_dir`; returns `dest_dir`.
 
-    A member that would escape `dest_dir` or is not a plain file, directory or inner link
-    raises TasrError naming the archive and the member; an unreadable archive likewise.
+    Every member is checked before anything is written (see the module docstring); a link,
+    a special file, or a name that could land outside `dest_dir` raises TasrError naming the
+    archive and the member, and so does an unreadable archive.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(dest_dir)
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
+            for member in members:
+                problem = _unsafe(member, root)
+                if problem:
+                    raise TasrError(f"{archive}: unsafe member {member.name!r} refused ({problem}); nothing extracted")
             for member in tqdm(members, desc=f"extract {archive.name}", unit="file",
                                disable=not progress, leave=False):
                 tar.extract(member, dest_dir, filter="data")
@@ -165,3 +224,18 @@ def extract_tar(archive, dest_dir, progress: bool = True) -> Path:
     except (tarfile.TarError, EOFError, OSError) as error:
         raise TasrError(f"{archive}: cannot extract: {error}") from None
     return dest_dir
+
+
+def _unsafe(member: tarfile.TarInfo, root: str) -> str | None:
+    """Why `member` may not be unpacked into the folder `root` (a resolved path), or None."""
+    if member.issym() or member.islnk():
+        return f"a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+    if not (member.isfile() or member.isdir()):
+        return "not a plain file or folder"
+    for name in (member.name, member.linkname):
+        if name and (name.startswith(("/", "\\")) or ".." in PurePosixPath(name.replace("\\", "/")).parts):
+            return f"{name!r} is absolute or contains '..'"
+    target = os.path.realpath(os.path.join(root, member.name))
+    if os.path.commonpath([root, target]) != root:
+        return f"it would be written to {target}, outside {root}"
+    return None

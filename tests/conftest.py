@@ -14,6 +14,8 @@ class FileServer:
     - `cut_after[name] = n`: the next response for `name` sends n bytes of the body, then
       closes the connection (an interrupted download); one-shot.
     - `corrupt_next.add(name)`: the next response for `name` has its bytes flipped; one-shot.
+    - `no_length.add(name)`: responses for `name` carry no Content-Length (the body ends
+      when the connection closes, so a cut one looks whole); lasting.
     - `requests`: (path, Range header or None) of every request, in order.
     """
 
@@ -21,6 +23,7 @@ class FileServer:
         self.root = Path(root)
         self.cut_after = {}
         self.corrupt_next = set()
+        self.no_length = set()
         self.requests = []
         server = self
 
@@ -66,7 +69,8 @@ class FileServer:
         else:
             handler.send_response(200)
         body = data[start:]
-        handler.send_header("Content-Length", str(len(body)))
+        if name not in self.no_length:
+            handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Accept-Ranges", "bytes")
         handler.end_headers()
         cut = self.cut_after.pop(name, None)

@@ -1,14 +1,18 @@
 """Download the Free Spoken Digit Dataset (CC BY-SA 4.0) release archive from GitHub and unpack it.
 
-The archive is GitHub's tarball of a release tag; GitHub publishes no checksum for it, so
-the unpacked corpus is checked instead: it must hold recordings/{digit}_{speaker}_{index}.wav
-files for every digit. Prints the corpus folder (the one holding recordings/).
+The archive is GitHub's tarball of a release tag; GitHub publishes no checksum (nor always a
+length) for it, so the download is kept only if the archive reads to its end and lists
+recordings/{digit}_{speaker}_{index}.wav files for every digit (a cut or wrong file is
+deleted and fetched again), and the unpacked corpus is checked the same way. Prints the
+corpus folder (the one holding recordings/).
 """
 
 import argparse
 import re
+import shutil
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
 from tasr.download import download, extract_tar
 from tasr.errors import TasrError
@@ -33,6 +37,32 @@ def check_corpus(folder: Path) -> dict:
     return speakers
 
 
+def check_archive(path: Path) -> None:
+    """Raise TasrError unless the tar archive `path` reads to its end and lists recordings of the ten digits."""
+    try:
+        with tarfile.open(path) as tar:
+            names = [PurePosixPath(name) for name in tar.getnames()]
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise TasrError(f"{path}: not a whole tar archive ({error})") from None
+    digits = {match.group(1) for name in names
+              if name.parent.name == "recordings" and (match := NAME.match(name.name))}
+    if len(digits) != 10:
+        raise TasrError(f"{path}: not the FSDD archive (recordings/{{digit}}_{{speaker}}_{{index}}.wav "
+                        f"files found for digits {sorted(digits)}, expected all ten)")
+
+
+def unpack(archive: Path, unpacked: Path) -> None:
+    """Extract `archive` into `unpacked` through `unpacked`.tmp, which is removed if extraction fails."""
+    partial = unpacked.with_suffix(".tmp")
+    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted run
+    try:
+        extract_tar(archive, partial)
+    except TasrError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(unpacked)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--download-dir", type=Path, help="where the archive goes and is unpacked")
@@ -47,11 +77,10 @@ def main(argv=None) -> int:
             speakers = check_corpus(corpus)
             print(f"FSDD in {corpus}: " + ", ".join(f"{s} ({n})" for s, n in sorted(speakers.items())))
             return 0
-        archive = download(args.url, args.download_dir / Path(args.url).name)
+        archive = download(args.url, args.download_dir / Path(args.url).name, verify=check_archive)
         unpacked = args.download_dir / "unpacked"
         if not unpacked.exists():
-            extract_tar(archive, unpacked.with_suffix(".tmp"))
-            unpacked.with_suffix(".tmp").rename(unpacked)
+            unpack(archive, unpacked)
         corpus = next((p.parent for p in sorted(unpacked.glob("*/recordings"))), unpacked)
         speakers = check_corpus(corpus)
     except TasrError as error:
