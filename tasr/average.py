@@ -17,6 +17,7 @@ import torch
 from tasr.errors import TasrError
 
 METRICS_FILE = "metrics.json"
+CHECKPOINT_KEYS = ["model", "step", "epoch", "config", "tokenizer"]  # entries averaging needs
 
 
 # ---------------------------------------------------------------- bookkeeping for tasr train
@@ -75,13 +76,24 @@ def prune(folder, keep_last: int, keep_best: int, by: str) -> None:
 
 # ---------------------------------------------------------------- averaging
 
+def read_checkpoint(path) -> dict:
+    """A training checkpoint, loaded safely; TasrError "PATH: not a tasr checkpoint (reason)" otherwise."""
+    from tasr.model import load_file
+
+    state = load_file(path, what="checkpoint")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state] if isinstance(state, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise TasrError(f"{path}: not a tasr checkpoint (no {', '.join(missing)} {'entries' if missing[1:] else 'entry'})")
+    if not isinstance(state["model"], dict) or not all(torch.is_tensor(v) for v in state["model"].values()):
+        raise TasrError(f"{path}: not a tasr checkpoint (its 'model' entry is not a table of tensors)")
+    return state
+
+
 def average_checkpoints(paths) -> tuple[dict, dict]:
     """(averaged model state_dict, the newest checkpoint) of training checkpoints `paths`."""
-    from tasr.train import load_checkpoint
-
     if not paths:
         raise TasrError("no checkpoints to average")
-    pairs = sorted(((p, load_checkpoint(p)) for p in paths), key=lambda pair: pair[1]["step"])
+    pairs = sorted(((p, read_checkpoint(p)) for p in paths), key=lambda pair: pair[1]["step"])
     newest = pairs[-1][1]
     average = {}
     for name, value in newest["model"].items():
@@ -131,8 +143,11 @@ def add_arguments(parser):
 
 
 def main(args):
+    from tasr.files import check_writable
+
     if bool(args.checkpoints) == bool(args.exp_dir):
         raise TasrError("give either checkpoint files or --exp-dir")
+    check_writable(args.out)
     if args.exp_dir:
         if args.num < 1:
             raise TasrError("--num must be at least 1")

@@ -24,6 +24,8 @@ with `torch.load(weights_only=True)`, which never runs code from the file:
 import copy
 import os
 import pickle
+import re
+import warnings
 
 import torch
 from torch import nn
@@ -195,23 +197,28 @@ class SpeechRecognizer(nn.Module):
         return model.to(map_location).eval()
 
 
-def load_file(path, map_location="cpu"):
-    """torch.load(weights_only=True) with errors that name the file and the reason."""
+def load_file(path, map_location="cpu", what="model file"):
+    """torch.load(weights_only=True) with one-line errors that name the file (a tasr `what`) and the reason."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise TasrError(f"{path}: model file not found")
+        raise TasrError(f"{path}: {what} not found")
     if os.path.isdir(path):
-        raise TasrError(f"{path}: is a folder, not a model file")
+        raise TasrError(f"{path}: is a folder, not a {what}")
     with open(path, "rb") as f:
         magic = f.read(4)
     if not magic.startswith(b"PK"):  # torch.save files are zip archives
-        raise TasrError(f"{path}: not a tasr model file (not a PyTorch zip archive)")
+        raise TasrError(f"{path}: not a tasr {what} (not a PyTorch zip archive)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise TasrError(f"{path}: not a tasr model file (it holds Python objects other than plain values "
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's text suggests weights_only=False: never pass that on
+        raise TasrError(f"{path}: not a tasr {what} (it holds Python objects other than plain values "
                         "and tensors, which are not loaded for safety)") from None
     except Exception as error:  # zip/EOF/OS errors for truncated or damaged files
-        reason = str(error).splitlines()[0] if str(error) else ""
-        raise TasrError(f"{path}: not a readable tasr model file, truncated or damaged "
+        reason = re.sub(r"\[enforce fail at [^]]*\]", "", str(error)).strip(" .\n")  # torch's C++ source lines
+        reason = reason.splitlines()[0].split(". ")[0] if reason else "not laid out as torch.save writes"
+        if "weights_only" in reason:
+            reason = "it cannot be read as plain values and tensors"
+        raise TasrError(f"{path}: not a readable tasr {what}, truncated or damaged "
                         f"({type(error).__name__}: {reason})") from None
