@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 
 import audio
@@ -29,54 +28,93 @@ from tasr.files import write_text
 
 FRAMES_PER_SECOND = 100  # 10 ms frame shift of the front-end
 REQUIRED_FIELDS = ("id", "audio", "duration", "text")
+MAX_SECONDS = 7 * 24 * 3600  # a "duration" or "offset" beyond a week is a mistake, not a recording
 
 
 # ---------------------------------------------------------------- manifests
 
-def read_manifest(path, require_text: bool = True) -> list[dict]:
+def read_manifest(path, require_text: bool = True, bad_lines: list | None = None) -> list[dict]:
     """Read and check a JSONL manifest; "audio" paths come back absolute.
 
-    Raises TasrError naming the file, the line and the reason for malformed JSON, a missing
-    field, a non-positive duration, an empty transcript (when `require_text`) or a repeated id.
+    Raises TasrError naming the file, the line and the reason for a line that is not UTF-8 or
+    not a JSON object, a missing field, a field of the wrong type, an id that is not a plain file
+    name, a duration or offset that is not a finite number in range, an empty transcript (when
+    `require_text`) or a repeated id. Given a list as `bad_lines`, such lines are appended to it as
+    (where, reason) and left out instead.
     """
     path = Path(path)
     if not path.is_file():
         raise TasrError(f"manifest {path}: no such file")
     items, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
             where = f"manifest {path}, line {number}"
             try:
-                item = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TasrError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(item, dict):
-                raise TasrError(f"{where}: expected a JSON object")
-            needed = REQUIRED_FIELDS if require_text else REQUIRED_FIELDS[:3]
-            missing = [name for name in needed if name not in item]
-            if missing:
-                raise TasrError(f"{where}: missing field(s) {', '.join(missing)}")
-            item["id"] = str(item["id"])
-            if item["id"] in seen:
-                raise TasrError(f"{where}: id {item['id']!r} already used on line {seen[item['id']]}")
+                item = _parse_line(raw, path.parent, require_text)
+                if item is None:
+                    continue
+                if item["id"] in seen:
+                    raise ValueError(f"id {item['id']!r} already used on line {seen[item['id']]}")
+            except ValueError as error:
+                if bad_lines is None:
+                    raise TasrError(f"{where}: {error}") from None
+                bad_lines.append((where, str(error)))
+                continue
             seen[item["id"]] = number
-            try:
-                item["duration"] = float(item["duration"])
-                if "offset" in item:
-                    item["offset"] = float(item["offset"])
-            except (TypeError, ValueError):
-                raise TasrError(f"{where} ({item['id']}): duration/offset must be numbers") from None
-            if not item["duration"] > 0 or item.get("offset", 0) < 0:
-                raise TasrError(f"{where} ({item['id']}): duration must be > 0 and offset >= 0")
-            if require_text and not str(item["text"]).strip():
-                raise TasrError(f"{where} ({item['id']}): empty transcript")
-            item["audio"] = str(path.parent / item["audio"]) if not os.path.isabs(item["audio"]) else item["audio"]
             items.append(item)
-    if not items:
+    if not items and not bad_lines:
         raise TasrError(f"manifest {path}: no utterances")
     return items
+
+
+def _parse_line(raw: bytes, folder: Path, require_text: bool) -> dict | None:
+    """The checked utterance of one manifest line (None for a blank line); raises ValueError saying why not."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text (byte 0x{raw[error.start]:02x} at position {error.start + 1})") from None
+    if not line.strip():
+        return None
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+    if not isinstance(item, dict):
+        raise ValueError("expected a JSON object")
+    needed = REQUIRED_FIELDS if require_text else REQUIRED_FIELDS[:3]
+    missing = [name for name in needed if name not in item]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    utt_id = item["id"]
+    if not isinstance(utt_id, str) or not utt_id:
+        raise ValueError(f'"id" must be a non-empty string, not {json.dumps(utt_id)}')
+    if not is_plain_name(utt_id):
+        raise ValueError(f"id {utt_id!r} is not a plain file name (it must not be . or .. or hold / \\ or NUL)")
+    if not isinstance(item["audio"], str) or not item["audio"]:
+        raise ValueError(f'utterance {utt_id!r}: "audio" must be a path (a non-empty string), '
+                         f'not {json.dumps(item["audio"])}')
+    for name in ("duration", "offset"):
+        value = item.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f'utterance {utt_id!r}: "{name}" must be a number of seconds, not {json.dumps(value)}')
+        low = 0 < value if name == "duration" else 0 <= value
+        if not (low and value <= MAX_SECONDS):  # also refuses NaN and Infinity
+            raise ValueError(f'utterance {utt_id!r}: "{name}" must be {"> 0" if name == "duration" else ">= 0"} '
+                             f"and at most {MAX_SECONDS} s (a week), not {value}")
+        if name in item:
+            item[name] = float(value)
+    if require_text:
+        if not isinstance(item["text"], str):
+            raise ValueError(f'utterance {utt_id!r}: "text" must be a string, not {json.dumps(item["text"])}')
+        if not item["text"].strip():
+            raise ValueError(f"utterance {utt_id!r}: empty transcript")
+    item["audio"] = item["audio"] if os.path.isabs(item["audio"]) else str(folder / item["audio"])
+    return item
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether `name` names a file inside a folder: not empty, . or .., and without / \\ or NUL."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def write_manifest(path, items, relative_to_manifest: bool = True) -> None:
@@ -113,23 +151,15 @@ class BadUtterance(Exception):
 def load_utterance(item: dict, sample_rate: int) -> torch.Tensor:
     """The waveform [N] (float32, mono, `sample_rate`) of one manifest entry, honouring "offset".
 
-    With an "offset", only `duration` seconds from there are read (soundfile seeks; long recordings
+    With an "offset", only `duration` seconds from there are read (`audio.load` seeks; long recordings
     are never read whole). Raises BadUtterance for unreadable, empty or too short audio.
     """
     try:
         if "offset" in item:
-            with soundfile.SoundFile(item["audio"]) as f:
-                start = round(item["offset"] * f.samplerate)
-                if start >= f.frames:
-                    raise BadUtterance(item["id"], f"offset {item['offset']} s is past the end of {item['audio']}")
-                f.seek(start)
-                data = f.read(round(item["duration"] * f.samplerate), dtype="float32", always_2d=True)
-                waveform = audio.load((torch.from_numpy(data.mean(axis=1)), f.samplerate), sample_rate=sample_rate)
+            waveform = audio.load(item["audio"], sample_rate, offset=item["offset"], duration=item["duration"])
         else:
-            waveform = audio.load(item["audio"], sample_rate=sample_rate)
-    except BadUtterance:
-        raise
-    except (audio.AudioError, OSError, RuntimeError, ValueError, soundfile.LibsndfileError) as error:
+            waveform = audio.load(item["audio"], sample_rate)
+    except (audio.AudioError, OSError, RuntimeError, ValueError) as error:
         raise BadUtterance(item["id"], f"cannot read {item['audio']}: {error}") from None
     if waveform.numel() < sample_rate // 40:  # shorter than one 25 ms window
         raise BadUtterance(item["id"], f"empty or too short audio in {item['audio']} ({waveform.numel()} samples)")

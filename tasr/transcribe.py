@@ -26,7 +26,10 @@ pauses, keep to two lines of 42 characters and have increasing times within the 
 encoder (re-running the left receptive field for each chunk) and prints partial results as
 they come; the final text is the offline one.
 
-A file that cannot be read is reported and skipped; the exit status is 1 if any input failed.
+A file that cannot be read is reported and skipped, and so is a truncated WAV file (one whose
+data chunk is shorter than its header says: it is not transcribed in part) and a manifest line
+that is not a valid utterance (a value of the wrong type, an id that is not a plain file name);
+the exit status is 1 if any input failed.
 """
 
 import argparse
@@ -65,7 +68,7 @@ class Source:
 
 def find_inputs(inputs, output_dir=None) -> tuple[list[Source], list[tuple[str, str]]]:
     """Expand INPUT arguments into `Source`s; returns (sources, failures as (input, reason))."""
-    from tasr.data import read_manifest
+    from tasr.data import is_plain_name, read_manifest
 
     sources, failures = [], []
     out = Path(output_dir) if output_dir else None
@@ -80,22 +83,33 @@ def find_inputs(inputs, output_dir=None) -> tuple[list[Source], list[tuple[str, 
             for p in found:
                 relative = p.relative_to(path).with_suffix("")
                 stem = out / relative if out else p.with_suffix("")
-                sources.append(Source(str(p), str(p), stem))
+                sources.append(Source(printable(p), str(p), stem))
         elif path.suffix.lower() == ".jsonl":
+            bad_lines = []  # a bad line skips its utterance, not the manifest
             try:
-                items = read_manifest(path, require_text=False)
+                items = read_manifest(path, require_text=False, bad_lines=bad_lines)
             except TasrError as error:
                 failures.append((arg, str(error)))
                 continue
+            failures += bad_lines
             for item in items:
-                safe_id = item["id"].replace(os.sep, "_").replace("/", "_")
-                stem = (out or path.parent) / safe_id
-                sources.append(Source(item["id"], item["audio"], stem, item))
+                if not is_plain_name(item["id"]):  # read_manifest refuses these; outputs stay in their folder
+                    failures.append((item["id"], "the id is not a plain file name"))
+                    continue
+                sources.append(Source(item["id"], item["audio"], (out or path.parent) / item["id"], item))
         elif path.exists():
-            sources.append(Source(str(path), str(path), (out or path.parent) / path.stem))
+            if not is_plain_name(path.stem):
+                failures.append((arg, f"cannot name an output after {path.stem!r}; rename the file"))
+                continue
+            sources.append(Source(printable(path), str(path), (out or path.parent) / path.stem))
         else:
             failures.append((arg, "no such file or folder"))
     return sources, failures
+
+
+def printable(path) -> str:
+    """`path` as text that can be printed and written: bytes of a name that is not UTF-8 show as \\xff."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def output_paths(source: Source, formats) -> dict:
@@ -114,7 +128,7 @@ def check_outputs(sources, formats) -> tuple[list[Source], list[tuple[str, str]]
             failures.append((s.name, f"its output {clash} would overwrite an input file; use --output-dir"))
             continue
         other = next((claimed[p] for p in paths if p in claimed), None)
-        if other:
+        if other is not None:  # a source's name can be ""
             failures.append((s.name, f"its outputs would overwrite those of {other} (same name); "
                                      "give them different names or separate output folders"))
             continue

@@ -1,6 +1,7 @@
 """audio.load: formats, channels, resampling, and clear errors for bad input."""
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -117,3 +118,45 @@ def test_nan_samples_are_a_clear_error(tmp_path):
 def test_unsupported_source_type():
     with pytest.raises(audio.AudioError, match="cannot read audio from a int"):
         audio.load(42)
+
+
+def wav_bytes(samples, rate=16000):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_truncated_wav_is_an_error_not_half_the_audio(tmp_path):
+    whole = wav_bytes(tone(16000, seconds=1.0))  # 44-byte header, then 32000 bytes of samples
+    path = tmp_path / "cut.wav"
+    path.write_bytes(whole[: 44 + 16000])
+    truncated = r"cut\.wav: truncated file: it holds 0\.50 s of 1\.00 s, 16000 of the 32000 bytes"
+    with pytest.raises(audio.AudioError, match=truncated):
+        audio.load(path)
+    with pytest.raises(audio.AudioError, match=truncated):
+        audio.load(path, offset=0.1, duration=0.2)  # even a part that is there: the file is corrupt
+    with pytest.raises(audio.AudioError, match="truncated file"):
+        audio.load(path.read_bytes())
+    # a header that leaves the length unknown (as streaming writers do) is read to the end
+    streamed = bytearray(whole)
+    streamed[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    assert audio.load(bytes(streamed)).numel() == 16000
+    assert audio.load(whole + b"LIST\x04\x00\x00\x00INFO").numel() == 16000  # a chunk after the data
+
+
+def test_offset_and_duration_read_a_part(tmp_path):
+    samples = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    path = tmp_path / "noise.wav"
+    soundfile.write(path, samples, 16000, subtype="FLOAT")
+    assert torch.equal(audio.load(path, offset=0.25, duration=0.5), torch.from_numpy(samples[4000:12000]))
+    assert torch.equal(audio.load((samples, 16000), offset=0.25, duration=0.5), torch.from_numpy(samples[4000:12000]))
+    with pytest.raises(audio.AudioError, match=r"noise\.wav: offset 2\.0 s is past the end \(1\.00 s\)"):
+        audio.load(path, offset=2.0)
+
+
+def test_file_name_that_is_not_utf8(tmp_path):
+    path = tmp_path / os.fsdecode(b"bad\xff.wav")  # as Python gives such a name (surrogate escape)
+    with open(path, "wb") as f:
+        f.write(wav_bytes(tone(16000)))
+    assert audio.load(path).numel() == 8000
+    assert audio.load(str(path), offset=0.25).numel() == 4000

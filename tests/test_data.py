@@ -44,14 +44,54 @@ def test_manifest_round_trip_and_relative_paths(tmp_path):
     ('{"id": "a", "audio": "a.wav", "duration": 1.0', "line 2: not valid JSON"),
     ('{"id": "a", "audio": "a.wav", "text": "x"}', "line 2: missing field(s) duration"),
     ('{"id": "b", "audio": "a.wav", "duration": 1.0, "text": "x"}', "id 'b' already used on line 1"),
-    ('{"id": "a", "audio": "a.wav", "duration": 0, "text": "x"}', "duration must be > 0"),
-    ('{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "  "}', "(a): empty transcript"),
+    ('{"id": "a", "audio": "a.wav", "duration": 0, "text": "x"}', '"duration" must be > 0'),
+    ('{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "  "}', "utterance 'a': empty transcript"),
+    # values of the wrong type, or not finite
+    ('{"id": "a", "audio": 5, "duration": 1.0, "text": "x"}', '"audio" must be a path (a non-empty string), not 5'),
+    ('{"id": "a", "audio": null, "duration": 1.0, "text": "x"}', '"audio" must be a path (a non-empty string), not null'),
+    ('{"id": "a", "audio": "a.wav", "duration": Infinity, "text": "x"}', '"duration" must be > 0 and at most 604800 s'),
+    ('{"id": "a", "audio": "a.wav", "duration": NaN, "text": "x"}', "at most 604800 s (a week), not nan"),
+    ('{"id": "a", "audio": "a.wav", "duration": 1e300, "text": "x"}', "at most 604800 s (a week), not 1e+300"),
+    ('{"id": "a", "audio": "a.wav", "duration": "1.0", "text": "x"}', '"duration" must be a number of seconds, not "1.0"'),
+    ('{"id": "a", "audio": "a.wav", "duration": true, "text": "x"}', '"duration" must be a number of seconds, not true'),
+    ('{"id": "a", "audio": "a.wav", "duration": 1.0, "offset": -1, "text": "x"}', '"offset" must be >= 0'),
+    ('{"id": "a", "audio": "a.wav", "duration": 1.0, "text": null}', '"text" must be a string, not null'),
+    ('{"id": 7, "audio": "a.wav", "duration": 1.0, "text": "x"}', '"id" must be a non-empty string, not 7'),
+    # ids that would name no file, or one outside the output folder
+    ('{"id": "", "audio": "a.wav", "duration": 1.0, "text": "x"}', '"id" must be a non-empty string, not ""'),
+    ('{"id": ".", "audio": "a.wav", "duration": 1.0, "text": "x"}', "id '.' is not a plain file name"),
+    ('{"id": "..", "audio": "a.wav", "duration": 1.0, "text": "x"}', "id '..' is not a plain file name"),
+    ('{"id": "../o", "audio": "a.wav", "duration": 1.0, "text": "x"}', "id '../o' is not a plain file name"),
+    ('{"id": "a\\\\b", "audio": "a.wav", "duration": 1.0, "text": "x"}', "is not a plain file name"),
 ])
 def test_manifest_errors_name_the_line_and_reason(tmp_path, line, reason):
     path = write_lines(tmp_path / "m.jsonl", ['{"id": "b", "audio": "b.wav", "duration": 1.0, "text": "y"}', line])
     with pytest.raises(TasrError) as error:
         data.read_manifest(path)
     assert str(path) in str(error.value) and reason in str(error.value)
+
+
+def test_manifest_that_is_not_utf8_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "x"}\n'
+                     b'{"id": "caf\xe9", "audio": "a.wav", "duration": 1.0, "text": "x"}\n')  # Latin-1
+    with pytest.raises(TasrError, match=r"m\.jsonl, line 2: not UTF-8 text \(byte 0xe9 at position 12\)"):
+        data.read_manifest(path)
+
+
+def test_bad_lines_can_be_left_out_and_listed(tmp_path):
+    path = write_lines(tmp_path / "m.jsonl", ['{"id": "a", "audio": "a.wav", "duration": 1.0}',
+                                              '{"id": "", "audio": "b.wav", "duration": 1.0}',
+                                              '{"id": "c", "audio": 5, "duration": 1.0}',
+                                              '{"id": "a", "audio": "d.wav", "duration": 1.0}',
+                                              '{"id": "e", "audio": "e.wav", "duration": 1e300}'])
+    bad = []
+    items = data.read_manifest(path, require_text=False, bad_lines=bad)
+    assert [item["id"] for item in items] == ["a"]
+    assert [where for where, _ in bad] == [f"manifest {path}, line {n}" for n in (2, 3, 4, 5)]
+    assert "already used on line 1" in bad[2][1]
+    path.write_text('{"id": ".", "audio": "a.wav", "duration": 1.0}\n')
+    assert data.read_manifest(path, require_text=False, bad_lines=bad) == []  # nothing left: no error of its own
 
 
 def test_manifest_without_text_for_transcription(tmp_path):
@@ -79,11 +119,13 @@ def test_bad_audio_is_reported_with_id_and_reason(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wave file" * 10)
     (tmp_path / "empty.wav").write_bytes(b"")
     tone(tmp_path / "short.wav", 0.001)
-    cases = {"junk": "junk.wav", "empty": "empty.wav", "short": "short.wav", "gone": "missing.wav"}
+    (tmp_path / "cut.wav").write_bytes(tone(tmp_path / "whole.wav", 1.0).read_bytes()[:8000])
+    cases = {"junk": "junk.wav", "empty": "empty.wav", "short": "short.wav", "gone": "missing.wav", "cut": "cut.wav"}
     for utt_id, name in cases.items():
         with pytest.raises(data.BadUtterance) as error:
             data.load_utterance({"id": utt_id, "audio": str(tmp_path / name), "duration": 1.0}, 16000)
         assert error.value.utt_id == utt_id and name in error.value.reason
+        assert utt_id != "cut" or "truncated file" in error.value.reason
     past_end = {"id": "late", "audio": str(tmp_path / "short.wav"), "offset": 5.0, "duration": 1.0}
     with pytest.raises(data.BadUtterance, match="past the end"):
         data.load_utterance(past_end, 16000)

@@ -163,3 +163,29 @@ def test_encoder_and_ctc_overfit_a_few_digits():
             if hyps == texts:
                 break
     assert hyps == texts, f"after {step + 1} steps (loss {loss.item():.3f}): {hyps}"
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("duration", float("inf"), '"duration" must be > 0 and at most 604800 s (a week), not inf'),
+    ("duration", 1e300, '"duration" must be > 0 and at most 604800 s (a week), not 1e+300'),
+    ("text", None, '"text" must be a string, not null'),
+    ("audio", 5, '"audio" must be a path (a non-empty string), not 5'),
+])
+def test_decode_refuses_manifest_values_of_the_wrong_type(tmp_path, capsys, field, value, reason):
+    SpeechRecognizer(CONFIG, train_tokenizer(WORDS, "char")).save(tmp_path / "model.pt")
+    (tmp_path / "a.wav").write_bytes(b"")
+    line = {"id": "a", "audio": "a.wav", "duration": 1.0, "text": "one", field: value}
+    (tmp_path / "m.jsonl").write_text(json.dumps(line) + "\n")
+    assert main(["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"manifest {tmp_path / 'm.jsonl'}, line 1: utterance 'a': {reason}" in err
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_decode_refuses_a_manifest_that_is_not_utf8(tmp_path, capsys):
+    SpeechRecognizer(CONFIG, train_tokenizer(WORDS, "char")).save(tmp_path / "model.pt")
+    (tmp_path / "m.jsonl").write_bytes(b'{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "caf\xe9"}\n')
+    assert main(["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "line 1: not UTF-8 text (byte 0xe9 at position 60)" in capsys.readouterr().err

@@ -284,3 +284,17 @@ def test_bench_contexts_and_one_measurement():
     assert figures["frames_per_s"] > 0 and figures["peak_rss_mib"] > figures["step_rss_mib"] >= 0
     assert figures["parameters"] > 0 and figures["backend"] in ("dense", "chunked", "flex")
     assert figures["loss"] == figures["loss"] and figures["loss"] > 0  # finite CTC loss
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("text", None, '"text" must be a string, not null'),
+    ("duration", float("inf"), '"duration" must be > 0 and at most 604800 s (a week), not inf'),
+])
+def test_manifest_values_of_the_wrong_type_stop_before_training(tmp_path, capsys, field, value, reason):
+    manifest = fsdd_manifest(tmp_path / "train.jsonl", digits=range(2))
+    with open(manifest, "a") as f:
+        f.write(json.dumps({"id": "bad", "audio": "x.wav", "duration": 0.5, "text": "one", field: value}) + "\n")
+    config = write_config(tmp_path / "c.yaml", TINY, epochs=1)
+    code = main(["train", "--config", str(config), "--train", str(manifest), "--valid", str(manifest),
+                 "--exp-dir", str(tmp_path / "exp")])
+    assert code == 2 and f"manifest {manifest}, line 3: utterance 'bad': {reason}" in capsys.readouterr().err

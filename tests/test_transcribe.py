@@ -189,3 +189,68 @@ def test_bench_transcribe_reports_and_can_fail(model_file, capsys):
     rows = [line.split() for line in out.splitlines() if line.startswith("cpu ")]
     assert [(r[1], r[2], r[3]) for r in rows] == [("1", "2", "truncated"), ("1", "2", "full")]
     assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # RTF and peak RSS measured
+
+
+def noise(path, seconds=0.5, rate=8000):
+    """A short WAV of seeded noise (the checks do not depend on what is said)."""
+    samples = 0.3 * np.random.default_rng(0).uniform(-1, 1, int(seconds * rate))
+    soundfile.write(path, samples.astype(np.float32), rate)
+    return path
+
+
+def test_bad_manifest_lines_skip_their_utterance_not_the_run(model_file, tmp_path, capsys):
+    noise(tmp_path / "a.wav")
+    lines = [{"id": "good", "audio": "a.wav", "duration": 0.5}, {"id": "five", "audio": 5, "duration": 0.5},
+             {"id": "none", "audio": None, "duration": 0.5}, {"id": "", "audio": "a.wav", "duration": 0.5},
+             {"id": ".", "audio": "a.wav", "duration": 0.5}, {"id": "../o", "audio": "a.wav", "duration": 0.5},
+             {"id": "inf", "audio": "a.wav", "duration": float("inf")}]
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+                         + b'{"id": "caf\xe9", "audio": "a.wav", "duration": 0.5}\n')  # Latin-1
+    out = tmp_path / "o"
+    assert main(["transcribe", model_file, str(manifest), "-f", "txt", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "transcribed 1 file(s), 7 failed" in err
+    for number, reason in [(2, '"audio" must be a path'), (3, '"audio" must be a path'), (4, '"id" must be a non-empty'),
+                           (5, "id '.' is not a plain file name"), (6, "id '../o' is not a plain file name"),
+                           (7, '"duration" must be > 0'), (8, "not UTF-8 text")]:
+        assert f"skipped manifest {manifest}, line {number}: " in err and reason in err
+    assert sorted(os.listdir(out)) == ["good.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["a.wav", "list.jsonl", "o"]  # nothing written beside the folder
+
+
+def test_outputs_stay_in_their_folder_and_clashes_are_found(tmp_path):
+    from tasr.transcribe import Source, check_outputs, find_inputs
+
+    noise(tmp_path / "a.wav").rename(tmp_path / "..wav")  # a file whose stem is "."
+    sources, failures = find_inputs([str(tmp_path / "..wav")], tmp_path / "o")
+    assert not sources and "cannot name an output after '.'" in failures[0][1]
+    out = tmp_path / "o"
+    sources = [Source("", "x.wav", out / "same"), Source("other", "y.wav", out / "same")]
+    kept, clashes = check_outputs(sources, ["txt"])
+    assert [s.name for s in kept] == [""] and "would overwrite those of  (same name)" in clashes[0][1]
+
+
+def test_truncated_wav_is_reported_and_skipped(model_file, tmp_path, capsys):
+    whole = noise(tmp_path / "whole.wav", seconds=1.0).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(json.dumps({"id": "part", "audio": "cut.wav", "duration": 0.2, "offset": 0.1}) + "\n")
+    out = tmp_path / "o"
+    assert main(["transcribe", model_file, str(tmp_path / "cut.wav"), str(tmp_path / "whole.wav"), str(manifest),
+                 "-f", "txt", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {tmp_path / 'cut.wav'}: truncated file: it holds 0.50 s of 1.00 s" in err
+    assert "skipped part: " in err and err.count("truncated file") == 2
+    assert sorted(os.listdir(out)) == ["whole.txt"]
+
+
+def test_file_name_that_is_not_utf8(model_file, tmp_path, capsys):
+    name = os.fsdecode(b"bad\xff")  # how Python gives a name that is not UTF-8
+    with open(tmp_path / f"{name}.wav", "wb") as f:
+        f.write(noise(tmp_path / "a.wav").read_bytes())
+    (tmp_path / "a.wav").unlink()
+    assert main(["transcribe", model_file, str(tmp_path / f"{name}.wav"), "-f", "json", "-o", str(tmp_path / "o")]) == 0
+    assert os.listdir(tmp_path / "o") == [f"{name}.json"]  # named after the file's own bytes
+    assert json.loads((tmp_path / "o" / f"{name}.json").read_text())["audio"].endswith("bad\\xff.wav")
+    assert "bad\\xff.wav: " in capsys.readouterr().out
