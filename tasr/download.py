@@ -13,8 +13,9 @@ The `.part` file takes its final name only once it is known to be whole:
   files); the file is then deleted and fetched again. A file already at `dest` is checked
   the same way, and deleted and fetched again when it fails.
 - neither given: the server must have announced the length (Content-Length or
-  Content-Range) and all of it must have arrived; a server that sends no length gives a
-  TasrError, since a cut transfer cannot be told from a whole one.
+  Content-Range) and all of it must have arrived, or sent the file in chunks (chunked
+  transfer encoding marks its end); a server that does neither gives a TasrError, since a
+  cut transfer cannot be told from a whole one.
 
 So a file at `dest` is always complete. A file already at `dest` whose sum is wrong is
 reported and fetched again.
@@ -156,7 +157,8 @@ class _Incomplete(Exception):
 def _fetch(url: str, part: Path, timeout: float, progress: bool) -> bool:
     """Append the rest of `url` to `part` (resuming with Range), or start it over.
 
-    Returns whether the server announced the file's length (so `part` is known to be whole).
+    Returns whether `part` is known to be whole: the server announced the length, or sent a
+    chunked body, whose end is marked (http.client raises IncompleteRead when it is cut).
     """
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "tasr-download"})
@@ -171,6 +173,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> bool:
     with response:
         if have and response.status != 206:  # the server ignored Range: start again
             have = 0
+        chunked = bool(getattr(response, "chunked", False))
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
         if total is None and have:
@@ -190,7 +193,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> bool:
                 bar.update(len(block))
     if total is not None and received < total:
         raise _Incomplete(f"connection closed after {received} of {total} bytes")
-    return total is not None and received == total
+    return chunked or (total is not None and received == total)
 
 
 def _range_total(headers) -> int | None:

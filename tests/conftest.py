@@ -16,6 +16,8 @@ class FileServer:
     - `corrupt_next.add(name)`: the next response for `name` has its bytes flipped; one-shot.
     - `no_length.add(name)`: responses for `name` carry no Content-Length (the body ends
       when the connection closes, so a cut one looks whole); lasting.
+    - `chunked.add(name)`: responses for `name` use chunked transfer encoding (no
+      Content-Length; a cut one lacks the closing chunk); lasting.
     - `requests`: (path, Range header or None) of every request, in order.
     """
 
@@ -24,6 +26,7 @@ class FileServer:
         self.cut_after = {}
         self.corrupt_next = set()
         self.no_length = set()
+        self.chunked = set()
         self.requests = []
         server = self
 
@@ -69,11 +72,17 @@ class FileServer:
         else:
             handler.send_response(200)
         body = data[start:]
-        if name not in self.no_length:
+        if name in self.chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        elif name not in self.no_length:
             handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Accept-Ranges", "bytes")
         handler.end_headers()
         cut = self.cut_after.pop(name, None)
+        if name in self.chunked:
+            size = 1 << 16
+            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                            for i in range(0, len(body), size)) + b"0\r\n\r\n"
         handler.wfile.write(body if cut is None else body[:cut])
         handler.wfile.flush()
         if cut is not None:

@@ -131,6 +131,17 @@ def test_a_cut_transfer_without_a_length_or_a_check_is_refused(served, tmp_path)
     assert not dest.exists() and not (tmp_path / "corpus.tar.gz.part").exists()
 
 
+def test_a_chunked_transfer_marks_its_end_so_a_cut_one_resumes(served, tmp_path):
+    served.chunked.add("corpus.tar.gz")  # as GitHub sends archives: no Content-Length
+    dest = download(f"{served.url}/corpus.tar.gz", tmp_path / "whole.tar.gz", progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    served.requests.clear()
+    served.cut_after["corpus.tar.gz"] = 2_500_000  # after two whole reads of 1 MiB
+    dest = download(f"{served.url}/corpus.tar.gz", tmp_path / "corpus.tar.gz", progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert served.requests == [("corpus.tar.gz", None), ("corpus.tar.gz", f"bytes={2 << 20}-")]
+
+
 def test_a_whole_transfer_with_a_length_needs_no_sum(served, tmp_path):
     dest = download(f"{served.url}/corpus.tar.gz", tmp_path / "corpus.tar.gz", progress=False)
     assert dest.read_bytes() == PAYLOAD
