@@ -69,7 +69,7 @@ class SpeechRecognizer(nn.Module):
             part = "encoder"
             encoder_config.setdefault("input_dim", self.frontend.num_features)
             self.encoder = Encoder(**encoder_config)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, ArithmeticError, RuntimeError) as error:  # torch: RuntimeError for bad sizes
             raise TasrError(f"model config, {part}: {error}") from None
         self.cmvn = cmvn
         self.ctc = CTCHead(self.encoder.d_model, tokenizer.vocab_size, config.get("ctc_dropout", 0.0))
@@ -167,14 +167,18 @@ class SpeechRecognizer(nn.Module):
             raise TasrError("not a tasr model (no 'format': 'tasr-model' entry)")
         if state.get("version", 0) > VERSION:
             raise TasrError(f"model format version {state['version']} is newer than this tasr reads ({VERSION})")
-        cmvn = None
-        if state.get("cmvn") is not None:
-            cmvn = audio.GlobalCMVN.from_state_dict(state["cmvn"])
+        try:
+            cmvn = None if state.get("cmvn") is None else audio.GlobalCMVN.from_state_dict(state["cmvn"])
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise TasrError(f"its CMVN statistics are not readable ({' '.join(str(error).split())})") from None
         try:
             model = cls(state["config"], tokenizer_from_state(state["tokenizer"]), cmvn)
             missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise TasrError(f"the model does not match its config ({error})") from None
+        if cmvn is not None and (cmvn.num_features != model.frontend.num_features or float(cmvn.count) <= 0):
+            raise TasrError(f"its CMVN statistics are not usable ({cmvn.num_features} features over "
+                            f"{float(cmvn.count):.0f} frames; the front-end gives {model.frontend.num_features})")
         missing = [k for k in missing if not k.startswith("cmvn.")]
         if strict and (missing or unexpected):
             raise TasrError(f"the weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")

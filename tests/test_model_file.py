@@ -91,6 +91,28 @@ def test_broken_files_give_errors_naming_them(tmp_path):
         SpeechRecognizer.load(tmp_path / "incomplete.pt")
 
 
+
+def cmvn_state(features: int, frames: int) -> dict:
+    stats = audio.GlobalCMVN(features)
+    stats.count.fill_(frames)
+    return stats.state_dict()
+
+
+@pytest.mark.parametrize("cmvn, message", [
+    ("junk", "its CMVN statistics are not readable"),
+    ({"count": torch.tensor(5.0)}, "its CMVN statistics are not readable .*Missing key"),
+    (cmvn_state(3, 5), r"its CMVN statistics are not usable \(3 features over 5 frames; the front-end gives 40\)"),
+    (cmvn_state(40, 0), r"its CMVN statistics are not usable \(40 features over 0 frames"),
+])
+def test_a_malformed_cmvn_entry_is_an_error_naming_the_file(tmp_path, cmvn, message):
+    model, _, _ = make_model()
+    state = model.file_state()
+    state["cmvn"] = cmvn
+    torch.save(state, tmp_path / "bad_cmvn.pt")
+    with pytest.raises(TasrError, match=f"bad_cmvn.pt: {message}"):
+        SpeechRecognizer.load(tmp_path / "bad_cmvn.pt")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu_and_runs_under_bf16(tmp_path):
     model, waves, lengths = make_model()
@@ -110,6 +132,8 @@ def test_config_mistakes_are_clear_errors():
     tokenizer = train_tokenizer(["one two"], "char")
     for config, message in [({"encoder": {"d_modle": 32}}, "model config, encoder: .*d_modle"),
                             ({"encoder": {"subsampling": 5}}, "model config, encoder: subsampling"),
+                            ({"encoder": {"n_heads": 0}}, "model config, encoder: .*by zero"),
+                            ({"encoder": {"d_model": -4, "n_heads": 2}}, "model config, encoder: .*negative"),
                             ({"fbank": {"num_mel_bin": 40}}, "model config, fbank"),
                             ({"specaugment": {"masks": 2}}, "model config, specaugment"),
                             ({"frontend": {}}, "unknown setting.*frontend")]:
