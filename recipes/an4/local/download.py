@@ -3,9 +3,9 @@
 Sources, tried in order: CMU's `an4_sphere.tar.gz` (NIST SPHERE audio), then the public
 cmusphinx/an4 repository's archive (WAV audio). Downloads resume where they stopped
 (tasr.download). Neither source publishes a checksum, so an archive is verified by its
-content: it must unpack to an AN4 copy in which every utterance that the fileids and
-transcription lists name is present and readable. An archive that fails is deleted, with
-the reason, before the next source is tried. Prints the AN4 root (the folder holding etc/).
+content before it takes its final name: it must unpack to an AN4 copy in which every
+utterance that the fileids and transcription lists name is present and readable. An archive
+that fails is deleted, with the reason; after a second failing try the next source is tried. Prints the AN4 root (the folder holding etc/).
 """
 
 import argparse
@@ -39,29 +39,28 @@ def fetch(download_dir: Path, urls) -> Path:
         except corpus.CorpusError as error:
             print(f"{unpacked} is not a complete AN4 copy ({error}): unpacking it again", file=sys.stderr)
             shutil.rmtree(unpacked)
-    errors = []
-    for url in urls:
-        archive = download_dir / Path(url).name
-        temporary = download_dir / "unpacked.tmp"
+    temporary = download_dir / "unpacked.tmp"
+
+    def unpack_and_check(archive: Path) -> None:  # download()'s verify: a failing archive is deleted
+        shutil.rmtree(temporary, ignore_errors=True)
         try:
-            download(url, archive)
-        except TasrError as error:  # a partial download is kept for the next run to resume
-            errors.append(f"  {url}: {error}")
-            continue
-        try:
-            shutil.rmtree(temporary, ignore_errors=True)
-            extract_tar(archive, temporary)
-            root = corpus.find_root(temporary)
-            counts = corpus.check(root)
+            extract_tar(archive, temporary, progress=False)
+            corpus.check(corpus.find_root(temporary))
         except (TasrError, corpus.CorpusError) as error:
-            print(f"{archive}: not a usable AN4 archive ({error}): deleting it", file=sys.stderr)
-            errors.append(f"  {url}: {error}")
-            archive.unlink(missing_ok=True)
             shutil.rmtree(temporary, ignore_errors=True)
+            raise TasrError(f"not a usable AN4 archive: {error}") from None
+
+    errors = []
+    for url in urls:  # different archives, not mirrors of one file: each is downloaded and checked on its own
+        archive = download_dir / Path(url).name
+        try:
+            download(url, archive, verify=unpack_and_check, attempts=2)
+        except TasrError as error:  # a partial download is kept for the next run to resume
+            errors.append(f"{error}")
             continue
-        temporary.rename(unpacked)
-        root = unpacked / root.relative_to(temporary)
-        print(summary(root, counts))
+        temporary.rename(unpacked)  # unpacked and checked by unpack_and_check
+        root = corpus.find_root(unpacked)
+        print(summary(root, corpus.check(root)))
         return root
     raise TasrError("could not get AN4 from any source:\n" + "\n".join(errors))
 
