@@ -124,7 +124,8 @@ def download(urls, dest, md5: str | None = None, attempts: int = 3, timeout: flo
                 os.replace(part, dest)
                 return dest
             errors.append(f"  {url} (try {attempt}): {problem}")
-            print(f"{url}: {problem}: deleted, downloading again", file=sys.stderr)
+            last = attempt == attempts and url == urls[-1]
+            print(f"{url}: {problem}: deleted" + ", downloading again" * (not last), file=sys.stderr)
             part.unlink()
             if problem.startswith("MD5 sum "):
                 wrong_sums.append(problem)
@@ -218,7 +219,8 @@ def extract_tar(archive, dest_dir, progress: bool = True) -> Path:
             for member in members:
                 problem = _unsafe(member, root)
                 if problem:
-                    raise TasrError(f"{archive}: unsafe member {member.name!r} refused ({problem}); nothing extracted")
+                    raise TasrError(f"{archive}: unsafe member {_shown(member.name)} refused ({problem}); "
+                                    "nothing extracted")
             for member in tqdm(members, desc=f"extract {archive.name}", unit="file",
                                disable=not progress, leave=False):
                 tar.extract(member, dest_dir, filter="data")
@@ -232,13 +234,18 @@ def extract_tar(archive, dest_dir, progress: bool = True) -> Path:
 def _unsafe(member: tarfile.TarInfo, root: str) -> str | None:
     """Why `member` may not be unpacked into the folder `root` (a resolved path), or None."""
     if member.issym() or member.islnk():
-        return f"a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+        return f"a {'symbolic' if member.issym() else 'hard'} link to {_shown(member.linkname)}"
     if not (member.isfile() or member.isdir()):
         return "not a plain file or folder"
     for name in (member.name, member.linkname):
         if name and (name.startswith(("/", "\\")) or ".." in PurePosixPath(name.replace("\\", "/")).parts):
-            return f"{name!r} is absolute or contains '..'"
+            return f"{_shown(name)} is absolute or contains '..'"
     target = os.path.realpath(os.path.join(root, member.name))
     if os.path.commonpath([root, target]) != root:
         return f"it would be written to {target}, outside {root}"
     return None
+
+
+def _shown(name: str) -> str:
+    """`name` quoted for a message, its middle cut when long."""
+    return repr(name if len(name) <= 80 else f"{name[:40]}...{name[-30:]}")
