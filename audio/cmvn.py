@@ -1,5 +1,6 @@
 """Global cepstral mean and variance normalisation: statistics over a whole training set."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -95,7 +96,8 @@ class GlobalCMVN(nn.Module):
         return cmvn
 
     def save(self, path):
-        """Write the statistics as JSON (atomically: a temporary file, then a rename)."""
+        """Write the statistics as JSON, atomically (a temporary file beside `path`, then a rename), with
+        the permissions of a new file (0666 less the umask). An OSError names `path`, not the temporary file."""
         data = {
             "count": float(self.count),
             "sum": self.sum.tolist(),
@@ -104,10 +106,25 @@ class GlobalCMVN(nn.Module):
             "min_std": float(self.min_std),
         }
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-            json.dump(data, f)
-        os.replace(f.name, path)
+        temp = None
+        try:
+            fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                        prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)  # mkstemp makes the file 0600
+            os.replace(temp, path)
+        except BaseException as error:
+            if temp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            if isinstance(error, OSError) and error.errno:
+                raise OSError(error.errno, error.strerror, path) from None
+            raise
 
     @classmethod
     def load(cls, path) -> "GlobalCMVN":

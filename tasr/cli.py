@@ -43,6 +43,28 @@ def _find(argv):
     return None, argv
 
 
+def at_least(minimum: int):
+    """An argparse type: a whole number >= `minimum` (a wrong one is a usage error naming the flag)."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return whole_number
+
+
+def describe_os_error(error: OSError) -> str:
+    """"PATH: reason" of an OSError (both paths of a failed rename)."""
+    if error.filename is None:
+        return error.strerror or str(error)
+    names = f"{error.filename} -> {error.filename2}" if error.filename2 else f"{error.filename}"
+    return f"{names}: {error.strerror or error}"
+
+
 def main(argv=None) -> int:
     # Idle OpenMP threads sleep instead of spinning. On a shared machine (more runnable threads
     # than cores) spinning threads take the cores the working ones need: 2 threads ran 4-30x
@@ -78,6 +100,9 @@ def main(argv=None) -> int:
         return module.main(args) or 0
     except TasrError as error:
         print(f"tasr {words}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an output that cannot be written: read-only, a file in the way, disk full
+        print(f"tasr {words}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tasr {words}: interrupted", file=sys.stderr)

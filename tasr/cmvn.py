@@ -14,7 +14,10 @@ from tqdm import tqdm
 
 import audio
 from tasr import data
+from tasr.cli import at_least
+from tasr.device import CHOICES as DEVICES, pick_device
 from tasr.errors import TasrError
+from tasr.files import check_writable
 
 
 @torch.no_grad()
@@ -65,22 +68,29 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--config", help="training config whose model.sample_rate and model.fbank to use "
                                          "(default: 16 kHz, 80 bins)")
-    parser.add_argument("--max-utterances", type=int, default=0, help="use this many random utterances (0: all)")
-    parser.add_argument("--max-frames", type=int, default=20000, help="padded frames per batch")
-    parser.add_argument("--num-workers", type=int, default=2, help="audio loading processes")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--max-utterances", type=at_least(0), default=0,
+                        help="use this many random utterances (0: all)")
+    parser.add_argument("--max-frames", type=at_least(1), default=20000, help="padded frames per batch")
+    parser.add_argument("--num-workers", type=at_least(0), default=2, help="audio loading processes")
+    parser.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: cuda if available)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="settings that replace the config's, as for tasr train")
 
 
 def main(args):
-    from tasr.train import load_config
+    from tasr.train import check_config, load_config
 
-    model = load_config(args.config, args.overrides)["model"] if args.config or args.overrides else {}
+    config = load_config(args.config, args.overrides)
+    check_config(config)
+    check_writable(args.out)
+    model = config["model"]
     sample_rate = int(model.get("sample_rate", 16000))
-    frontend = audio.Fbank(sample_rate=sample_rate, **dict(model.get("fbank") or {}))
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        frontend = audio.Fbank(sample_rate=sample_rate, **dict(model.get("fbank") or {}))
+    except (TypeError, ValueError) as error:
+        raise TasrError(f"model config, fbank: {error}") from None
+    device = pick_device(args.device)
     items = data.read_manifest(args.manifest, require_text=False)
     stats = compute_cmvn(frontend, sample_rate, items, args.max_utterances, args.seed, args.max_frames,
                          args.num_workers, device)

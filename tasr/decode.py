@@ -35,8 +35,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from tasr.cli import at_least
+from tasr.device import CHOICES as DEVICES, pick_device
 from tasr.errors import TasrError
-from tasr.files import write_text
+from tasr.files import make_folder, write_text
 
 
 def add_arguments(parser):
@@ -56,8 +58,8 @@ def add_arguments(parser):
     parser.add_argument("--lm-weight", type=float, default=2.0, help="language model weight (default 2.0)")
     parser.add_argument("--word-score", type=float, default=0.0, help="score added per word (default 0.0)")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
-    parser.add_argument("--num-workers", type=int, default=0, help="audio-loading processes (default 0)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
+    parser.add_argument("--num-workers", type=at_least(0), default=0, help="audio-loading processes (default 0)")
+    parser.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: cuda if available)")
     parser.add_argument("--allow-skips", action="store_true",
                         help="exit with status 0 even when unreadable utterances were skipped")
 
@@ -71,18 +73,6 @@ def speed_list(text: str) -> list[float]:
     if not all(speed > 0 for speed in speeds):
         raise argparse.ArgumentTypeError(f"speed factors must be > 0, got {text!r}")
     return speeds
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TasrError(f"--device {name!r}: not a device (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TasrError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 # ---------------------------------------------------------------- scoring
@@ -144,6 +134,9 @@ def error_report(utt_ids: list[str], refs: list[str], hyps: list[str]) -> str:
 
 # ---------------------------------------------------------------- beam search set-up
 
+KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how KenLM's build_binary files begin
+
+
 def arpa_words(path) -> list[str]:
     """The words (unigrams) of an ARPA language model, without <s>, </s> and <unk>."""
     words, in_unigrams = [], False
@@ -162,6 +155,18 @@ def arpa_words(path) -> list[str]:
     return words
 
 
+def lm_format(path) -> str:
+    """"arpa" or "binary" (KenLM's own format); TasrError for a file that is neither."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if b"\\data\\" in head:
+        return "arpa"
+    if head.startswith(KENLM_MAGIC):
+        return "binary"
+    raise TasrError(f"--lm {path}: not a language model (neither an ARPA file, which has a \\data\\ "
+                    "section, nor a binary KenLM model)")
+
+
 def build_lexicon(lm: str | None, lexicon: str | None, tokenizer):
     """The lexicon argument of BeamSearchDecoder, {word: token strings}: from a lexicon file
     ("word tok tok ..." lines; a line with the word alone is spelled by the tokenizer), or the
@@ -177,9 +182,7 @@ def build_lexicon(lm: str | None, lexicon: str | None, tokenizer):
         if not entries:
             raise TasrError(f"--lexicon {lexicon}: no words in it")
         return entries
-    with open(lm, "rb") as f:
-        is_arpa = b"\\data\\" in f.read(4096)
-    if not is_arpa:
+    if lm_format(lm) == "binary":
         raise TasrError(f"--lm {lm} is a binary KenLM model: give its words with --lexicon")
     words = arpa_words(lm)
     if not words:
@@ -203,6 +206,8 @@ def make_search(model, args):
 
     if args.lm and not Path(args.lm).is_file():
         raise TasrError(f"--lm {args.lm}: no such file")
+    if args.lm:
+        lm_format(args.lm)
     lexicon = build_lexicon(args.lm, args.lexicon, model.tokenizer) if args.lm or args.lexicon else None
     try:
         decoder = BeamSearchDecoder(model.tokenizer.tokens, beam_size=args.beam, lm=args.lm, lexicon=lexicon,
@@ -278,7 +283,7 @@ def main(args):
     items = data.read_manifest(args.manifest)
     transcribe = make_transcriber(models, args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     hyps, skipped, compute, load = decode_manifest(transcribe, models[0].sample_rate, items, device,
                                                    args.batch_size, args.num_workers)

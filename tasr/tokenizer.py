@@ -21,12 +21,14 @@ def add_arguments(parser):
 
 def main(args):
     from tasr import data
+    from tasr.files import check_writable
     from tasr.text import save_tokenizer, train_tokenizer
 
     if not args.manifest and not args.text:
         raise TasrError("give at least one --manifest or --text")
     if args.kind != "char" and args.vocab_size < 3:
         raise TasrError(f"--vocab-size must be at least 3, got {args.vocab_size}")
+    check_writable(args.out)
     texts = []
     for manifest in args.manifest:
         texts += [str(item["text"]) for item in data.read_manifest(manifest)]

@@ -3,9 +3,10 @@
 The configuration is a YAML file of plain values (every key and its default is in `DEFAULTS`
 below); any value can be overridden on the command line as `section.key=value`, e.g.
 `optim.lr=5e-4 batching.max_frames=40000 model.encoder.left=null`. The defaults are listed
-at the end of `tasr train --help`.
+at the end of `tasr train --help`. Every value's type and range is checked before any work.
 
-What a run leaves in the experiment folder:
+What a run leaves in the experiment folder (a resumed one too, also with `--resume-from` a
+checkpoint of another folder):
 
     config.yaml          the full configuration used (defaults filled in)
     tokenizer.json       the tokenizer (trained from the training text unless one was given)
@@ -20,20 +21,24 @@ What a run leaves in the experiment folder:
 
 Checkpoints hold model, optimizer, step, epoch, position within the epoch and every RNG state
 (as tensors/lists, so they load with `torch.load(weights_only=True)`); `--resume` continues
-exactly where the last one was taken. Under `torchrun` each process takes its share of every
-global batch (gloo on CPU, nccl on GPU; only rank 0 writes), so N processes compute the same
-updates as one process with the same `batching.max_frames`.
+exactly where the last one was taken. A tokenizer that was not trained on the training text
+(`--resume-from`'s, `--tokenizer`) must spell it: more than `--max-unk-rate` of its tokens <unk>
+stops the run. Under `torchrun` each process takes its share of every global batch (gloo on
+CPU, nccl on GPU; only rank 0 writes), so N processes compute the same updates as one process
+with the same `batching.max_frames`.
 """
 
+import argparse
 import copy
 import csv
+import io
 import math
 import os
 import random
 import re
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +48,9 @@ import yaml
 from tqdm import tqdm
 
 from tasr import data
+from tasr.device import CHOICES as DEVICES, pick_device
 from tasr.errors import TasrError
-from tasr.files import atomic_write, write_text
+from tasr.files import atomic_write, make_folder, write_text
 
 DEFAULTS = {
     "model": {},                    # keyword arguments of SpeechRecognizer (front-end, encoder, ...)
@@ -76,6 +82,7 @@ DEFAULTS = {
     "cmvn_utterances": 5000,        # training utterances (random) for the CMVN statistics; 0: all
     "seed": 1,
 }
+MAX_UNK_RATE = 0.01  # training text with more <unk> tokens than this does not fit the tokenizer (--max-unk-rate)
 
 
 # ---------------------------------------------------------------- configuration
@@ -113,25 +120,149 @@ def apply_overrides(config: dict, overrides) -> dict:
     return config
 
 
-def check_config(config: dict) -> None:
-    """TasrError naming the setting for values that cannot work."""
-    def need(ok, message):
-        if not ok:
-            raise TasrError(f"config: {message}")
+def _whole(value) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    need(config["epochs"] or config["max_steps"], "give epochs or max_steps (> 0)")
-    need(config["precision"] in ("bf16", "fp32"), f"precision {config['precision']!r}: choose bf16 or fp32")
-    need(config["best_metric"] in ("loss", "wer", "cer"), "best_metric: choose loss, wer or cer")
-    need(config["optim"]["decay"] in ("cosine", "inverse_sqrt", "constant"),
-         f"optim.decay {config['optim']['decay']!r}: choose cosine, inverse_sqrt or constant")
-    need(isinstance(config["batching"]["accumulation"], int) and config["batching"]["accumulation"] >= 1,
-         "batching.accumulation must be an integer >= 1")
-    need(config["batching"]["max_frames"] > 0, "batching.max_frames must be > 0")
-    need(config["keep_last"] >= 1 and config["average"] >= 1, "keep_last and average must be >= 1")
-    need(config["log_interval"] >= 1, "log_interval must be >= 1")
-    need(not config["speed_perturb"] or all(f > 0 for f in config["speed_perturb"]),
-         "speed_perturb: factors must be > 0 (e.g. [0.9, 1.0, 1.1])")
-    need(isinstance(config["model"], dict), "model must be a mapping of SpeechRecognizer settings")
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# what a setting must be: (test, how an error message says it)
+KINDS = {
+    "integer": (_whole, "a whole number"),
+    "count": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+    "positive count": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "number": (_number, "a number"),
+    "number >= 0": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "positive number": (lambda v: _number(v) and v > 0, "a positive number"),
+    "fraction": (lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+SETTINGS = {  # setting: its kind ("... or null": null too); model.* only when given
+    "epochs": "count or null",
+    "max_steps": "count or null",
+    "grad_clip": "positive number or null",
+    "specaugment": "flag",
+    "keep_last": "positive count",
+    "average": "positive count",
+    "checkpoint_interval": "count",
+    "log_interval": "positive count",
+    "cmvn_utterances": "count",
+    "seed": "integer",
+    "optim.lr": "positive number",
+    "optim.weight_decay": "number >= 0",
+    "optim.warmup_steps": "count",
+    "optim.min_lr": "number >= 0",
+    "batching.max_frames": "positive count",
+    "batching.accumulation": "positive count",
+    "batching.num_workers": "count",
+    "model.sample_rate": "positive count",
+    "model.ctc_dropout": "fraction",
+}
+
+CHOICES = {
+    "precision": ("bf16", "fp32"),
+    "best_metric": ("loss", "wer", "cer"),
+    "optim.decay": ("cosine", "inverse_sqrt", "constant"),
+}
+
+
+def _model_defaults() -> dict:
+    """{part: {option: default}} of the model's parts (front-end, encoder, SpecAugment), to check given types."""
+    import dataclasses
+    import inspect
+
+    import audio
+    from audio import options
+    from models.encoder import Encoder
+
+    def defaults(function):
+        return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+
+    groups = (options.FrameOptions, options.MelOptions, options.FbankOptions)
+    return {"fbank": {f.name: f.default for group in groups for f in dataclasses.fields(group)},
+            "encoder": defaults(Encoder), "specaugment": defaults(audio.SpecAugment)}
+
+
+def check_config(config: dict) -> None:
+    """TasrError naming the setting for a value of the wrong type or range, before any work is done.
+
+    Whole numbers written as floats (2e4) become ints. The model's parts are checked against the
+    types of their own defaults; the rest of what they need, they check when they are built.
+    """
+    def fail(key, must, value):
+        raise TasrError(f"config: {key} must be {must}, got {'null' if value is None else repr(value)}")
+
+    def section(key):
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, dict) and (value is not None or "." not in key):
+            fail(key, "a mapping of settings", value)
+        return value or {}
+
+    def check(key, kind):
+        *parents, name = key.split(".")
+        where = section(".".join(parents)) if parents else config
+        if name not in where:
+            return
+        value = where[name]
+        kind, _, null = kind.partition(" or ")
+        test, must = KINDS[kind]
+        if value is None and null:
+            return
+        if not test(value):
+            fail(key, must + (" or null" if null else ""), value)
+        if kind in ("integer", "count", "positive count"):
+            where[name] = int(value)
+
+    for key in ("optim", "batching", "model", "model.fbank", "model.encoder"):
+        section(key)
+    for key, kind in SETTINGS.items():
+        check(key, kind)
+    for key, choices in CHOICES.items():
+        *parents, name = key.split(".")
+        value = (section(".".join(parents)) if parents else config).get(name)
+        if value not in choices:
+            fail(key, f"one of {', '.join(choices)}", value)
+    if not (config["epochs"] or config["max_steps"]):
+        raise TasrError("config: give epochs or max_steps (> 0)")
+    betas = config["optim"].get("betas")
+    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(KINDS["fraction"][0](b) for b in betas)):
+        fail("optim.betas", "two numbers from 0 to below 1, e.g. [0.9, 0.98]", betas)
+    factors = config["speed_perturb"]
+    if factors is not None and not (isinstance(factors, list) and all(KINDS["positive number"][0](f) for f in factors)):
+        fail("speed_perturb", "null or a list of positive factors, e.g. [0.9, 1.0, 1.1]", factors)
+
+    tokenizer = config["tokenizer"]
+    if not isinstance(tokenizer, (dict, str)):
+        fail("tokenizer", "a tokenizer.json path or a mapping of kind, vocab_size and lowercase", tokenizer)
+    if isinstance(tokenizer, dict):
+        from tasr.text import KINDS as TOKENIZERS
+
+        unknown = sorted(set(tokenizer) - {"kind", "vocab_size", "lowercase"})
+        if unknown:
+            raise TasrError(f"config: unknown setting tokenizer.{unknown[0]} (known: kind, vocab_size, lowercase)")
+        if tokenizer.get("kind", "char") not in TOKENIZERS:
+            fail("tokenizer.kind", f"one of {', '.join(TOKENIZERS)}", tokenizer["kind"])
+        check("tokenizer.vocab_size", "positive count")
+        check("tokenizer.lowercase", "flag")
+
+    augment = config["model"].get("specaugment")
+    if augment not in (None, False) and not isinstance(augment, dict):
+        fail("model.specaugment", "a mapping of SpecAugment settings, or null", augment)
+    for part, defaults in _model_defaults().items():
+        given = config["model"].get(part)
+        for name in given if isinstance(given, dict) else ():
+            default = defaults.get(name)
+            kind = ("flag" if isinstance(default, bool) else "count" if isinstance(default, int)
+                    else "number" if isinstance(default, float) else None)
+            if kind:  # options without a typed default (None, strings) are checked by the part itself
+                check(f"model.{part}.{name}", kind)
 
 
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -183,14 +314,11 @@ class Processes:
         self.rank = int(os.environ.get("RANK", 0))
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        if device_name == "auto":
-            device_name = "cuda" if torch.cuda.is_available() else "cpu"
-        if device_name.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise TasrError("--device cuda: no GPU is available")
-            device_name = f"cuda:{local_rank}" if self.world_size > 1 and device_name == "cuda" else device_name
-            torch.cuda.set_device(torch.device(device_name))
-        self.device = torch.device(device_name)
+        self.device = pick_device(device_name)
+        if self.device.type == "cuda":
+            if self.world_size > 1 and self.device.index is None:
+                self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
         if self.world_size > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
 
@@ -300,7 +428,10 @@ def build_model(config: dict, tokenizer, cmvn_state: dict | None = None):
     import audio
     from tasr.model import SpeechRecognizer
 
-    cmvn = audio.GlobalCMVN.from_state_dict(cmvn_state) if cmvn_state is not None else None
+    try:
+        cmvn = audio.GlobalCMVN.from_state_dict(cmvn_state) if cmvn_state is not None else None
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise TasrError(f"the checkpoint's CMVN statistics are not readable ({' '.join(str(error).split())})") from None
     try:
         return SpeechRecognizer(config["model"], tokenizer, cmvn)
     except (TypeError, ValueError, KeyError) as error:
@@ -325,6 +456,16 @@ def ctc_feasible(tokens: list[int], frames: int, subsampling: int) -> bool:
 LOG_FIELDS = ["time", "epoch", "step", "split", "loss", "lr", "frames_per_s", "wer", "cer", "skipped"]
 
 
+def read_log(path) -> list[dict]:
+    """The rows of a train_log.csv. Rows are appended whole, line end last, so a row that a kill cut
+    short is the last line without its line end: it is left out (as is any row not of LOG_FIELDS)."""
+    with open(path, newline="") as f:
+        text = f.read()
+    complete = text[: text.rfind("\n") + 1]
+    rows = csv.DictReader(io.StringIO(complete, newline=""))
+    return [r for r in rows if None not in r and None not in r.values() and r["step"].isdigit()]
+
+
 class TrainLog:
     """train_log.csv (one row per log interval / validation) and train_curves.png; rank 0 only."""
 
@@ -333,17 +474,18 @@ class TrainLog:
         self.plot_path = folder / "train_curves.png"
         rows = []
         if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with open(self.path, "w", newline="") as f:  # a resumed run drops rows after its checkpoint
+            rows = [r for r in read_log(self.path) if int(r["step"]) <= resume_step]
+        with atomic_write(self.path, newline="") as f:  # a resumed run drops rows after its checkpoint
             writer = csv.DictWriter(f, LOG_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
 
     def add(self, **row):
         row = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+        line = io.StringIO()
+        csv.DictWriter(line, LOG_FIELDS).writerow({"time": f"{time.time():.1f}", **row})
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow({"time": f"{time.time():.1f}", **row})
+            f.write(line.getvalue())  # one write, line end last
 
     def plot(self):
         import matplotlib
@@ -351,8 +493,7 @@ class TrainLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_log(self.path)
         train = [r for r in rows if r["split"] == "train" and r["loss"]]
         valid = [r for r in rows if r["split"] == "valid" and r["loss"]]
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -426,12 +567,10 @@ class Trainer:
         self.args, self.procs = args, procs
         self.show_bars = sys.stderr.isatty()  # progress bars on a terminal, plain lines in a log file
         self.exp = Path(args.exp_dir)
-        self.checkpoints = self.exp / "checkpoints"
-        if procs.main:
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
-        procs.barrier()
+        self.checkpoints = self.exp / "checkpoints"  # made with the first checkpoint
 
         resume = self._resume_checkpoint()
+        self.resumed_metrics = resume.get("metrics") if resume is not None else None
         if resume is not None:
             config = load_config(None, [])
             _merge(config, resume["config"], f"checkpoint {self.resume_path}")
@@ -459,6 +598,10 @@ class Trainer:
             self.tokenizer = text.tokenizer_from_state(resume["tokenizer"])
         elif procs.main:
             self.tokenizer = build_tokenizer(config["tokenizer"], [i["text"] for i in train_items], args.tokenizer)
+        if procs.main:  # the folder's files, written by every run (fresh or resumed) once the data fits
+            self._check_unknown_tokens(train_items, resume is not None)
+            make_folder(self.exp)
+            write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             text.save_tokenizer(self.tokenizer, self.exp / "tokenizer.json")
         procs.barrier()
         if resume is None and not procs.main:
@@ -471,6 +614,8 @@ class Trainer:
         self.model.to(procs.device)
         if resume is None:
             self._set_cmvn(train_items)
+        elif procs.main and self.model.cmvn is not None:
+            self.model.cmvn.save(self.exp / "cmvn.json")
         self.sample_rate = self.model.sample_rate
         self._set_specaugment(config["specaugment"])
 
@@ -509,8 +654,6 @@ class Trainer:
             seed_everything(config["seed"] + procs.rank)  # different SpecAugment/dropout per rank
         self.last_plot = 0.0
         self.log = TrainLog(self.exp, self.step if resume is not None else None) if procs.main else None
-        if procs.main and resume is None:
-            write_text(self.exp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self._flush_skipped()
         n_params = sum(p.numel() for p in self.model.parameters())
         self._print(f"{n_params / 1e6:.2f}M parameters, {len(self.train_set)} training and {len(self.valid_set)} "
@@ -540,6 +683,24 @@ class Trainer:
             return None
         self.resume_path = paths[-1]
         return load_checkpoint(self.resume_path)
+
+    def _check_unknown_tokens(self, items, resumed: bool):
+        """Refuse training text that the tokenizer cannot spell: more than --max-unk-rate of its tokens <unk>
+        (a checkpoint or tokenizer made for other data)."""
+        from tasr.text import UNK
+
+        unk = self.tokenizer.tokens.index(UNK)
+        tokens = [t for item in items for t in self.tokenizer.encode(str(item["text"]))]
+        rate = tokens.count(unk) / max(len(tokens), 1)
+        given = self.args.tokenizer or (self.config["tokenizer"] if isinstance(self.config["tokenizer"], str) else None)
+        source = (f"the tokenizer of checkpoint {self.resume_path}" if resumed else
+                  f"tokenizer {given}" if given else "the tokenizer trained on it")
+        if rate > self.args.max_unk_rate:
+            raise TasrError(f"{100 * rate:.1f}% of the training tokens are {UNK} with {source}: it was made for "
+                            f"other text. Use a tokenizer of this data, or raise --max-unk-rate (now "
+                            f"{self.args.max_unk_rate:g}) to train anyway")
+        if rate:
+            self._print(f"note: {100 * rate:.2f}% of the training tokens are {UNK} with {source}")
 
     def _bad(self, utt_id: str, reason: str, kind: str, split: str, announce: bool = True):
         if self.on_bad_audio == "stop":
@@ -642,6 +803,8 @@ class Trainer:
                 self.epoch, self.position, self.step_position = self.epoch + 1, 0, 0
             metrics = self.validate()
             self._checkpoint(metrics)
+        if not checkpoint_paths(self.checkpoints):  # a finished checkpoint resumed into a new folder
+            self._checkpoint(self.resumed_metrics)
         self._flush_skipped()
         if procs.main:
             from tasr.average import write_final_model
@@ -804,13 +967,27 @@ def add_arguments(parser):
     parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint file")
     parser.add_argument("--tokenizer", help="a tokenizer.json to use instead of training one")
     parser.add_argument("--cmvn", help="a cmvn.json (from `tasr cmvn`) instead of computing it")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument("--device", default="auto", help=f"{DEVICES} (under torchrun, cuda is cuda:LOCAL_RANK)")
     parser.add_argument("--seed", type=int, help="random seed (overrides the config's)")
     parser.add_argument("--on-bad-audio", choices=("skip", "stop"), default="skip",
                         help="an unreadable/empty utterance is reported and skipped (default) or stops the run")
+    parser.add_argument("--max-unk-rate", type=unk_rate, default=MAX_UNK_RATE, metavar="RATE",
+                        help=f"refuse training text of which more than this fraction of tokens is <unk> with the "
+                             f"tokenizer (of --resume-from, --tokenizer or trained; default {MAX_UNK_RATE})")
     parser.add_argument("--stop-after", type=int, metavar="STEPS",
                         help="checkpoint and stop after this many steps, as if interrupted (for time-limited jobs)")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="settings that replace the config's")
+
+
+def unk_rate(text: str) -> float:
+    """An argparse type: a fraction from 0 to 1."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = None
+    if rate is None or not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {text!r}")
+    return rate
 
 
 def main(args):
@@ -825,5 +1002,10 @@ def main(args):
                 trainer._checkpoint(None)
                 print(f"checkpoint at step {trainer.step} written; --resume continues", file=sys.stderr)
             raise
+    except BaseException:
+        if procs.main:  # a run that failed before its first checkpoint leaves no empty checkpoints/ folder
+            with suppress(OSError):
+                (Path(args.exp_dir) / "checkpoints").rmdir()
+        raise
     finally:
         procs.close()

@@ -1,6 +1,8 @@
 """GlobalCMVN, SpecAugment and speed perturbation."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -43,6 +45,20 @@ def test_cmvn_save_load_and_state_dict(tmp_path):
     rebuilt = audio.GlobalCMVN.from_state_dict(state)
     assert torch.equal(rebuilt(feats), cmvn(feats)) and not bool(rebuilt.norm_vars)
     json.loads((tmp_path / "cmvn.json").read_text())
+
+
+def test_cmvn_file_gets_the_permissions_of_a_new_file_and_errors_name_it(tmp_path):
+    cmvn = audio.GlobalCMVN()
+    cmvn.accumulate(*batch())
+    cmvn.save(tmp_path / "cmvn.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "cmvn.json").stat().st_mode) == 0o666 & ~umask
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        cmvn.save(tmp_path / "folder")
+    assert error.value.filename == str(tmp_path / "folder")
+    assert sorted(os.listdir(tmp_path)) == ["cmvn.json", "folder"]  # no temporary file left
 
 
 def test_cmvn_errors(tmp_path):

@@ -131,6 +131,41 @@ def test_decode_bad_arguments(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+
+def test_an_lm_file_that_is_no_language_model_is_named_as_such(tmp_path, capsys):
+    SpeechRecognizer(CONFIG, train_tokenizer(WORDS, "char")).save(tmp_path / "model.pt")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "audio": "a.wav", "duration": 1, "text": "one"}) + "\n")
+    (tmp_path / "plain.txt").write_text("one two three\n")
+    (tmp_path / "lm.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0" + bytes(64))
+    common = ["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(tmp_path / "m.jsonl"),
+              "--out", str(tmp_path / "o"), "--beam", "2", "--lm"]
+    assert main(common + [str(tmp_path / "plain.txt")]) == 2
+    assert (f"--lm {tmp_path / 'plain.txt'}: not a language model (neither an ARPA file, which has a \\data\\ "
+            "section, nor a binary KenLM model)") in capsys.readouterr().err
+    assert main(common + [str(tmp_path / "lm.bin")]) == 2
+    assert "lm.bin is a binary KenLM model: give its words with --lexicon" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_written_is_an_error_naming_it(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    SpeechRecognizer(CONFIG, train_tokenizer(WORDS, "char")).save(tmp_path / "model.pt")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "audio": "gone.wav", "duration": 1, "text": "one"}) + "\n")
+    (tmp_path / "afile").write_text("")
+    common = ["decode", "--model", str(tmp_path / "model.pt"), "--manifest", str(tmp_path / "m.jsonl"), "--out"]
+    assert main(common + [str(tmp_path / "afile")]) == 2  # before decoding
+    assert capsys.readouterr().err == f"tasr decode: error: {tmp_path / 'afile'}: Not a directory\n"
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    assert main(common + [str(tmp_path / "o")]) == 2
+    assert f"tasr decode: error: {tmp_path / 'o' / 'hyp.txt'}: No space left on device\n" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "o") == []
+
+
 @needs_fsdd
 def test_encoder_and_ctc_overfit_a_few_digits():
     """A tiny Conformer-CTC learns three real recordings by heart (greedy output = transcripts)."""

@@ -130,6 +130,74 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path):
         train.load_checkpoint(tmp_path / "step-00000001.pt")
 
 
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=abc", "optim.lr must be a positive number, got 'abc'"),
+    ("optim.lr=0", "optim.lr must be a positive number, got 0"),
+    ("batching.max_frames=abc", "batching.max_frames must be a whole number >= 1, got 'abc'"),
+    ("epochs=-1", "epochs must be a whole number >= 0 or null, got -1"),
+    ("epochs=abc", "epochs must be a whole number >= 0 or null, got 'abc'"),
+    ("max_steps=1.5", "max_steps must be a whole number >= 0 or null, got 1.5"),
+    ("log_interval=x", "log_interval must be a whole number >= 1, got 'x'"),
+    ("optim.warmup_steps=abc", "optim.warmup_steps must be a whole number >= 0, got 'abc'"),
+    ("optim.betas=0.9", "optim.betas must be two numbers from 0 to below 1, e.g. [0.9, 0.98], got 0.9"),
+    ("optim.betas=[0.9,x]", "optim.betas must be two numbers from 0 to below 1"),
+    ("grad_clip=abc", "grad_clip must be a positive number or null, got 'abc'"),
+    ("speed_perturb=abc", "speed_perturb must be null or a list of positive factors"),
+    ("speed_perturb=[0.9,x]", "speed_perturb must be null or a list of positive factors"),
+    ("batching.num_workers=-1", "batching.num_workers must be a whole number >= 0, got -1"),
+    ("model.encoder.d_model=abc", "model.encoder.d_model must be a whole number >= 0, got 'abc'"),
+    ("model.encoder.dropout=abc", "model.encoder.dropout must be a number, got 'abc'"),
+    ("model.fbank.num_mel_bins=abc", "model.fbank.num_mel_bins must be a whole number >= 0, got 'abc'"),
+    ("model.specaugment.num_time_masks=x", "model.specaugment.num_time_masks must be a whole number >= 0"),
+    ("optim=5", "optim must be a mapping of settings, got 5"),
+    ("precision=fp16", "precision must be one of bf16, fp32, got 'fp16'"),
+    ("tokenizer.vocab_size=abc", "tokenizer.vocab_size must be a whole number >= 1, got 'abc'"),
+])
+def test_config_values_of_the_wrong_type_are_named(override, message):
+    with pytest.raises(TasrError) as error:
+        train.check_config(train.load_config(None, [override]))
+    assert str(error.value).startswith(f"config: {message}")
+
+
+def test_whole_numbers_written_as_floats_become_ints():
+    config = train.load_config(None, ["batching.max_frames=2e4", "epochs=3.0", "model.encoder.d_model=64.0"])
+    train.check_config(config)
+    assert config["batching"]["max_frames"] == 20000 and config["epochs"] == 3
+    assert all(isinstance(v, int) for v in (config["batching"]["max_frames"], config["epochs"],
+                                            config["model"]["encoder"]["d_model"]))
+
+
+def test_a_bad_config_value_stops_train_and_cmvn_before_any_work(tmp_path, capsys):
+    manifest = fsdd_manifest(tmp_path / "train.jsonl", digits=range(2))
+    config = write_config(tmp_path / "c.yaml", TINY)
+    assert main(["train", "--config", str(config), "--train", str(manifest), "--valid", str(manifest),
+                 "--exp-dir", str(tmp_path / "exp"), "optim.lr=abc"]) == 2
+    assert "tasr train: error: config: optim.lr must be a positive number, got 'abc'" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()  # not even an empty checkpoints folder
+    assert main(["cmvn", "--manifest", str(manifest), "--config", str(config), "--out", str(tmp_path / "c.json"),
+                 "model.encoder.d_model=abc"]) == 2
+    assert "config: model.encoder.d_model must be a whole number >= 0, got 'abc'" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_torn_last_row_of_the_log_is_dropped_on_resume(tmp_path):
+    def steps():
+        with open(tmp_path / "train_log.csv", newline="") as f:
+            return [r["step"] for r in csv.DictReader(f)]
+
+    log = train.TrainLog(tmp_path, None)
+    for step in (2, 4, 6):
+        log.add(epoch=1, step=step, split="train", loss=1.0 / step, lr=1e-3)
+    for torn in ("1700000000.0,1,", "1700000000.0,1,6,train,0.1"):  # killed while a row was written
+        with open(tmp_path / "train_log.csv", "a") as f:
+            f.write(torn)
+        train.TrainLog(tmp_path, 6)
+        assert steps() == ["2", "4", "6"]
+    train.TrainLog(tmp_path, 4).add(epoch=1, step=6, split="train", loss=0.5, lr=1e-3)
+    assert steps() == ["2", "4", "6"]
+
+
 # ---------------------------------------------------------------- what the issue asks
 
 def test_tiny_model_overfits_a_few_utterances_to_cer_zero(tmp_path):
@@ -198,6 +266,61 @@ def test_a_fresh_run_refuses_an_experiment_folder_with_checkpoints(small_run, ca
     assert code == 2 and "add --resume" in capsys.readouterr().err
 
 
+
+def test_resume_from_into_a_new_folder_writes_its_files_and_refuses_other_text(small_run, tmp_path, capsys):
+    last = sorted((small_run / "exp" / "checkpoints").glob("step-*.pt"))[-1]
+    manifest = small_run / "train.jsonl"
+    # a finished run continued into a new folder: the folder's files and model.pt, as a fresh run writes them
+    run_train("--train", manifest, "--valid", manifest, "--exp-dir", tmp_path / "copy", "--resume-from", last)
+    names = sorted(p.name for p in (tmp_path / "copy").iterdir())
+    assert names == ["checkpoints", "cmvn.json", "config.yaml", "model.pt", "tokenizer.json", "train_curves.png",
+                     "train_log.csv"]
+    assert (tmp_path / "copy" / "tokenizer.json").read_text() == (small_run / "exp" / "tokenizer.json").read_text()
+    assert json.loads((tmp_path / "copy" / "cmvn.json").read_text()) == json.loads(
+        (small_run / "exp" / "cmvn.json").read_text())
+    config = yaml.safe_load((tmp_path / "copy" / "config.yaml").read_text())
+    assert config == latest_checkpoint(small_run / "exp")["config"]
+    assert SpeechRecognizer.load(tmp_path / "copy" / "model.pt").info["steps"] == 9
+    # text the checkpoint's tokenizer cannot spell (upper case: every character <unk>) is refused
+    upper = tmp_path / "upper.jsonl"
+    upper.write_text("".join(json.dumps({**item, "text": item["text"].upper()}) + "\n" for item in
+                             map(json.loads, manifest.read_text().splitlines())))
+    args = ["train", "--train", str(upper), "--valid", str(upper), "--exp-dir", str(tmp_path / "other"),
+            "--resume-from", str(last), "epochs=4"]
+    assert main(args) == 2
+    assert (f"100.0% of the training tokens are <unk> with the tokenizer of checkpoint {last}: it was made for "
+            "other text. Use a tokenizer of this data, or raise --max-unk-rate (now 0.01)") in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+    # the same check for a tokenizer given to a fresh run; --max-unk-rate lets it through
+    fresh = ["train", "--config", str(small_run / "tiny.yaml"), "--train", str(upper), "--valid", str(upper),
+             "--tokenizer", str(small_run / "exp" / "tokenizer.json"), "--exp-dir", str(tmp_path / "fresh"), "epochs=1"]
+    assert main(fresh) == 2
+    given = small_run / "exp" / "tokenizer.json"
+    assert f"with tokenizer {given}: it was made for other text" in capsys.readouterr().err
+    assert main(fresh + ["--max-unk-rate", "1"]) == 0
+    assert "note: 100.00% of the training tokens are <unk>" in capsys.readouterr().err
+
+
+def test_an_exp_dir_that_cannot_be_written_or_a_full_disk_is_an_error_naming_it(small_run, tmp_path, capsys,
+                                                                                monkeypatch):
+    import errno
+
+    manifest = small_run / "train.jsonl"
+    (tmp_path / "afile").write_text("")
+    args = ["train", "--config", str(small_run / "tiny.yaml"), "--train", str(manifest), "--valid", str(manifest)]
+    assert main(args + ["--exp-dir", str(tmp_path / "afile" / "exp")]) == 2
+    assert f"tasr train: error: {tmp_path / 'afile' / 'exp'}: Not a directory" in capsys.readouterr().err
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", no_space)  # the disk fills up as the first checkpoint is written
+    assert main(args + ["--exp-dir", str(tmp_path / "full")]) == 2
+    checkpoint = tmp_path / "full" / "checkpoints" / "step-00000003.pt"
+    assert f"tasr train: error: {checkpoint}: No space left on device\n" in capsys.readouterr().err
+    assert not (tmp_path / "full" / "checkpoints").exists()  # no empty folder left behind
+
+
 def test_ddp_two_processes_match_one(small_run, tmp_path):
     """torchrun --nproc_per_node 2 (gloo): each process takes half of every global batch."""
     manifest = small_run / "train.jsonl"
@@ -251,6 +374,28 @@ def test_average_of_checkpoints_is_their_mean(small_run, tmp_path):
     # chosen by validation loss from the experiment folder
     assert main(["average", "--exp-dir", str(small_run / "exp"), "--num", "2", "--out", str(tmp_path / "b.pt")]) == 0
     assert main(["average", "--out", str(tmp_path / "c.pt")]) == 2
+
+
+
+def test_average_and_cmvn_outputs_that_cannot_be_written_are_errors_naming_them(small_run, tmp_path, capsys,
+                                                                                monkeypatch):
+    import errno
+
+    (tmp_path / "folder").mkdir()
+    assert main(["average", "--exp-dir", str(small_run / "exp"), "--num", "1", "--out", str(tmp_path / "folder")]) == 2
+    assert f"tasr average: error: {tmp_path / 'folder'}: Is a directory\n" == capsys.readouterr().err
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    out = tmp_path / "cmvn.json"
+    assert main(["cmvn", "--manifest", str(small_run / "train.jsonl"), "--config", str(small_run / "tiny.yaml"),
+                 "--out", str(out), "--num-workers", "0"]) == 2
+    assert capsys.readouterr().err.endswith(f"tasr cmvn: error: {out}: No space left on device\n")
+    assert main(["average", "--exp-dir", str(small_run / "exp"), "--num", "1", "--out", str(tmp_path / "m.pt")]) == 2
+    assert f"tasr average: error: {tmp_path / 'm.pt'}: No space left on device\n" == capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["folder"]
 
 
 def test_cmvn_command_matches_what_train_computed(small_run, tmp_path):
