@@ -393,12 +393,9 @@ def save_checkpoint(path, state: dict) -> None:
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """A training checkpoint (weights_only: tensors and plain values); TasrError naming a broken file."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise TasrError(f"checkpoint {path}: no such file") from None
-    except Exception as error:  # truncated zip, foreign pickle, ...
-        raise TasrError(f"checkpoint {path}: not a readable tasr checkpoint ({type(error).__name__}: {error})") from None
+    from tasr.model import load_file
+
+    state = load_file(path, map_location, what="checkpoint")
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise TasrError(f"checkpoint {path}: not a tasr training checkpoint")
     return state

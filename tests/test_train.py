@@ -130,6 +130,15 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path):
         train.load_checkpoint(tmp_path / "step-00000001.pt")
 
 
+def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
+    import argparse  # any class that is not a plain value or tensor
+
+    torch.save({"model": {}, "step": 1, "payload": argparse.Namespace()}, tmp_path / "step-00000001.pt")
+    with pytest.raises(TasrError) as error:
+        train.load_checkpoint(tmp_path / "step-00000001.pt")
+    assert "step-00000001.pt: not a tasr checkpoint" in str(error.value)
+    assert "weights_only" not in str(error.value)
+
 
 @pytest.mark.parametrize("override, message", [
     ("optim.lr=abc", "optim.lr must be a positive number, got 'abc'"),
