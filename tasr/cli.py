@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
     "average": ("tasr.average", "average checkpoints into a model file"),
     "decode": ("tasr.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
+    "lm": ("tasr.lm", "build a word n-gram language model (ARPA, Witten-Bell) from text files or manifests"),
     "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
     "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
     "bench attention": ("tasr.bench_attention", "measure attention time and memory against sequence length, per backend"),
