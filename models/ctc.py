@@ -152,12 +152,17 @@ class BeamSearchDecoder:
         # carry "▁" themselves), the blank doubles as the "silence" flashlight needs.
         sil = "▁" if "▁" in self.tokens else self.tokens[BLANK]
         self.sil = self.tokens.index(sil)
+        # With a boundary token of its own, each lexicon word is spelled with a "▁" after it, so
+        # the search cannot cut one word into others ("ONE" into the letter words "O N E"); the
+        # last word's "▁" is given by an extra frame that says "▁" (see `nbest_lists`).
+        self.closing_boundary = self.spellings is not None and self.sil != BLANK
         lexicon_file = None
         try:
             if self.spellings is not None:
                 with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
                     for word, ids in self.spellings.items():
-                        f.write(f"{word} {' '.join(self.tokens[i] for i in ids)}\n")
+                        spelling = [self.tokens[i] for i in ids] + [sil] * self.closing_boundary
+                        f.write(f"{word} {' '.join(spelling)}\n")
                 lexicon_file = f.name
             self.decoder = ctc_decoder(
                 lexicon=lexicon_file, tokens=self.tokens, lm=lm, nbest=nbest, beam_size=beam_size,
@@ -184,9 +189,18 @@ class BeamSearchDecoder:
 
     def nbest_lists(self, log_probs: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[list[int]]]:
         """For each utterance of log_probs [B, T, V], its hypotheses (token-id lists), best first."""
-        emissions = log_probs.detach().float().cpu().contiguous()
+        emissions = log_probs.detach().float().cpu()
         if lengths is not None:
             lengths = lengths.detach().cpu().to(torch.int32)
+        if self.closing_boundary:  # one more frame, after each utterance's last, that is surely "▁"
+            B, T, V = emissions.shape
+            ends = torch.full((B,), T) if lengths is None else lengths.long()
+            emissions = torch.cat([emissions, emissions.new_zeros(B, 1, V)], dim=1)
+            boundary = emissions.new_full((V,), float("-inf"))
+            boundary[self.sil] = 0.0
+            emissions[torch.arange(B), ends] = boundary
+            lengths = (ends + 1).to(torch.int32)
+        emissions = emissions.contiguous()
         # each hypothesis once, at its best place (paths that differ only in silence give one)
         return [[list(ids) for ids in dict.fromkeys(tuple(self._token_ids(h)) for h in hypotheses)]
                 for hypotheses in self.decoder(emissions, lengths)]

@@ -100,6 +100,21 @@ def test_lexicon_and_language_model_steer_the_search(tmp_path):
         BeamSearchDecoder(tokenizer.tokens, lm=str(tmp_path / "missing.arpa"), lexicon=words)
 
 
+def test_a_lexicon_of_letters_does_not_cut_words_into_letters():
+    tokenizer = train_tokenizer(["ONE O N E TWO"], "char")
+    words = {w: tokenizer.spell(w) for w in ["ONE", "O", "N", "E", "TWO"]}
+    decoder = BeamSearchDecoder(tokenizer.tokens, beam_size=10, lexicon=words, nbest=3)
+    for text in ["ONE", "ONE TWO", "O N E", "E ONE"]:
+        log_probs = peaked(tokenizer, text)
+        assert tokenizer.decode(decoder(log_probs)[0]) == text
+    # a batch whose utterances end at different frames
+    short, long = peaked(tokenizer, "ONE"), peaked(tokenizer, "E TWO")
+    batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, long.shape[1] - short.shape[1]), value=0.0), long])
+    batch[0, short.shape[1]:] = long[0, -1]  # padding frames that say blank
+    lengths = torch.tensor([short.shape[1], long.shape[1]])
+    assert [tokenizer.decode(ids) for ids in decoder(batch, lengths)] == ["ONE", "E TWO"]
+
+
 def test_log_likelihoods_sum_every_alignment():
     torch.manual_seed(0)
     log_probs = torch.randn(3, 3).log_softmax(-1)  # 3 frames, blank + tokens 1 and 2
