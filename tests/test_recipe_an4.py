@@ -131,7 +131,7 @@ def test_every_stage_runs_from_a_served_sphere_archive(file_server, tmp_path):
                  "stage5.average", "stage6.decode", "stage7.results"]:
         assert (exp / ".done" / name).exists(), name
     results = (exp / "RESULTS.md").read_text()
-    for search in ["greedy", "beam 2", "beam 2 + lexicon"]:
+    for search in ["greedy", "beam 2", "beam 2 + lexicon", "beam 2 + LM + lexicon"]:
         assert f"| test | {search} | 3 |" in results, results
     again = run_recipe(tmp_path, *args)
     assert again.returncode == 0 and again.stdout.count("done already") == 8

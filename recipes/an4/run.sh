@@ -21,13 +21,17 @@ corpus_dir=$(absolute "${AN4_ROOT:-}")  # an existing AN4 copy (holding etc/ and
 dev_speakers=6                      # training speakers held out (whole) for validation
 max_utterances=0                    # keep only the first N utterances of each set (0: all; for quick tests)
 seed=1                              # training seed (config `seed`)
+epochs=""                           # training epochs (empty: the config's)
 cmvn_utterances=0                   # utterances (random) for the CMVN statistics; 0: all
 average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
+lm_order=3                          # stage 6 also decodes with a word n-gram LM of the training text (tasr lm; 0: not)
+lm_weight=1.5                       # its weight and the score added per word (chosen on dev)
+lm_word_score=1
 threads=2                           # torch threads per process (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir dev_speakers
-  max_utterances seed cmvn_utterances average_num beam_size threads device"
+  max_utterances seed epochs cmvn_utterances average_num beam_size lm_order lm_weight lm_word_score threads device"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -58,15 +62,24 @@ cmvn() {
 }
 
 train() {
-  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "seed=$seed"
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "seed=$seed" \
+    ${epochs:+"epochs=$epochs"}
 }
 
 decode() {
   python -c 'import json, sys; print("\n".join(sorted({w for l in open(sys.argv[1]) for w in json.loads(l)["text"].split()})))' \
     "$data_dir/train.jsonl" > "$exp_dir/words.txt"
   lexicon=$exp_dir/words.txt  # the beam search restricted to the training words is decode_set's third decode
+  if [ "$beam_size" -gt 0 ] && [ "$lm_order" -gt 0 ]; then
+    tasr lm "$data_dir/train.jsonl" -o "$exp_dir/lm.arpa" --order "$lm_order"
+  fi
   for subset in dev test; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
+    if [ "$beam_size" -gt 0 ] && [ "$lm_order" -gt 0 ]; then
+      tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
+        --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" --word-score "$lm_word_score" \
+        --out "$exp_dir/decode/$subset/beam${beam_size}_lm$lm_order"
+    fi
   done
 }
 

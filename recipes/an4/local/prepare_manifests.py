@@ -1,9 +1,9 @@
 """AN4 manifests: train.jsonl, dev.jsonl (whole training speakers held out) and test.jsonl (the upstream test set).
 
 The dev speakers are `--dev-speakers` training speakers drawn with `--seed`, half of them
-women (AN4's speaker names start with f or m); none of their utterances is trained on.
-Lines are {"id", "audio", "duration", "text", "speaker"}; a missing or unreadable utterance
-stops with its name.
+women (AN4's speaker names start with f or m); none of their utterances is trained on
+(`--dev-speakers 0`: no dev set). Lines are {"id", "audio", "duration", "text", "speaker"};
+a missing or unreadable utterance stops with its name.
 """
 
 import argparse
@@ -30,7 +30,7 @@ def dev_speakers(speakers, count: int, seed: int) -> list[str]:
     return sorted(chosen)
 
 
-def write_manifest(path: Path, rows) -> None:
+def write_manifest(path: Path, rows, lowercase: bool = False) -> None:
     temporary = path.with_name(path.name + ".tmp")
     seconds = 0.0
     with open(temporary, "w", encoding="utf-8") as file:
@@ -38,7 +38,7 @@ def write_manifest(path: Path, rows) -> None:
             length = corpus.duration(utterance)
             seconds += length
             record = {"id": utterance.id, "audio": str(utterance.audio.resolve()), "duration": length,
-                      "text": utterance.text, "speaker": utterance.speaker}
+                      "text": utterance.text.lower() if lowercase else utterance.text, "speaker": utterance.speaker}
             file.write(json.dumps(record) + "\n")
     temporary.replace(path)
     speakers = len({u.speaker for u in rows})
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder for train.jsonl, dev.jsonl, test.jsonl")
     parser.add_argument("--dev-speakers", type=int, default=6, help="training speakers held out for validation (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="draws the dev speakers (default: %(default)s)")
+    parser.add_argument("--lowercase", action="store_true", help="write the text in lower case (AN4's is upper case)")
     parser.add_argument("--max-utterances", type=int, default=0, help="keep only the first N utterances of each set (0: all; for quick tests)")
     args = parser.parse_args(argv)
     try:
@@ -62,13 +63,16 @@ def main(argv=None) -> int:
                 "dev": [u for u in train if u.speaker in held_out], "test": test}
         args.out.mkdir(parents=True, exist_ok=True)
         for name, rows in sets.items():
+            if name == "dev" and args.dev_speakers == 0:
+                continue
             if not rows:
                 raise corpus.CorpusError(f"the {name} set is empty (--dev-speakers {args.dev_speakers})")
-            write_manifest(args.out / f"{name}.jsonl", rows[: args.max_utterances or None])
+            write_manifest(args.out / f"{name}.jsonl", rows[: args.max_utterances or None], args.lowercase)
     except corpus.CorpusError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    print(f"dev speakers (never trained on): {' '.join(sorted(held_out))}")
+    if held_out:
+        print(f"dev speakers (never trained on): {' '.join(sorted(held_out))}")
     return 0
 
 
