@@ -1,8 +1,7 @@
 """recipes/an4: the transcription parser, the corpus check, and run.sh end to end on a miniature AN4.
 
-The miniature corpus takes real AN4 utterances from ../shared/data/an4 and lays them out as
-upstream does: CMU's an4_sphere.tar.gz (an4/etc, an4/wav/<set>/<speaker>/<utt>.sph, NIST
-SPHERE written with soundfile) or the cmusphinx/an4 repository's archive (WAV files).
+The miniature corpus (an4_helpers.make_mini_an4) takes real AN4 utterances and lays them out
+as either upstream archive does.
 """
 
 import json
@@ -15,17 +14,10 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from an4_helpers import AN4, RECIPE, corpus, make_mini_an4, needs_an4
+
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "recipes" / "an4"
 RUN = RECIPE / "run.sh"
-AN4 = REPO.parent / "shared" / "data" / "an4"
-sys.path.insert(0, str(RECIPE / "local"))
-import corpus  # noqa: E402  (recipes/an4/local/corpus.py)
-
-needs_an4 = pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason=f"AN4 not found in {AN4}")
-
-# speaker: utterances taken from the real corpus (the first N of that speaker)
-MINI = {"train": {"fash": 3, "fbbh": 3, "mblw": 3, "mcen": 3}, "test": {"fcaw": 3}}
 
 TINY_CONFIG = """\
 model:
@@ -61,31 +53,6 @@ def test_every_line_of_the_real_transcriptions_parses():
         assert all(u.text and "<s>" not in u.text and "(" not in u.text and u.text == u.text.upper()
                    for u in utterances)
     assert corpus.utterances(AN4, "test")[0].text == "RUBOUT G M E F THREE NINE"
-
-
-def make_mini_an4(out: Path, layout: str) -> Path:
-    """An AN4 copy at out/<top> in the `sphere` or `wav` upstream layout, from real utterances; returns its root."""
-    top = "an4" if layout == "sphere" else "an4-b567d132"
-    root = out / top
-    suffix, kind = (".sph", "NIST") if layout == "sphere" else (".wav", "WAV")
-    (root / "etc").mkdir(parents=True)
-    for split, speakers in MINI.items():
-        fileids, lines = [], []
-        for utterance in corpus.utterances(AN4, split):
-            if speakers.get(utterance.speaker, 0) == 0:
-                continue
-            speakers = {**speakers, utterance.speaker: speakers[utterance.speaker] - 1}
-            fileid = "/".join(utterance.audio.relative_to(AN4 / "wav").with_suffix("").parts)
-            target = root / "wav" / (fileid + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            wave, rate = soundfile.read(utterance.audio, dtype="int16")
-            soundfile.write(target, wave, rate, format=kind, subtype="PCM_16")
-            fileids.append(fileid)
-            text = f"<s> {utterance.text} </s>" if split == "train" else utterance.text
-            lines.append(f"{text} ({utterance.id})")
-        (root / "etc" / f"an4_{split}.fileids").write_text("\n".join(fileids) + "\n")
-        (root / "etc" / f"an4_{split}.transcription").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def archive(folder: Path, target: Path) -> Path:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from an4_helpers import AN4, make_mini_an4
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "fsdd" / "run.sh"
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -54,7 +56,7 @@ def run_recipe(tmp_path, *args):
                "--download-dir", str(tmp_path / "downloads"), "--device", "cpu", "--nj", "1",
                "--train-speakers", "george,jackson", "--test-speakers", "yweweler",
                "--num-train", "24", "--num-dev", "4", "--num-test", "6", "--num-isolated", "3", "--max-digits", "3", *args]
-    env = {key: value for key, value in os.environ.items() if key != "FSDD_ROOT"}
+    env = {key: value for key, value in os.environ.items() if key not in ("FSDD_ROOT", "AN4_ROOT")}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -63,8 +65,10 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG)
     espeak = "2" if shutil.which("espeak-ng") else "0"
+    with_an4 = (AN4 / "etc").is_dir()  # AN4's speakers join the training set
+    an4 = ["--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else ["--an4", "false"]
     args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
-            "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1"]
+            "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1", *an4]
     result = run_recipe(tmp_path, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -76,6 +80,11 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     assert {r["speaker"] for r in sets["isolated"]} == {"yweweler"}
     assert {r["speaker"] for r in sets["test"]} == {"yweweler"}
     assert "yweweler" not in {r["speaker"] for r in sets["train"] + sets["dev"]}
+    trained = [json.loads(line) for line in (data / ("train_an4.jsonl" if with_an4 else "train.jsonl")).read_text().splitlines()]
+    an4_lines = [r for r in trained if r["id"] not in {t["id"] for t in sets["train"]}]
+    assert len(an4_lines) == (12 if with_an4 else 0)  # the miniature AN4's training utterances
+    assert all(r["text"] == r["text"].lower() and r["audio"].endswith(".wav") for r in an4_lines)
+    assert "yweweler" not in {r["speaker"] for r in trained}
     for record in sets["test"]:
         words = record["text"].split()
         assert 1 <= len(words) <= 3 and set(words) <= {"zero", "one", "two", "three", "four", "five", "six",
@@ -84,7 +93,8 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     assert (exp / "model.pt").exists() and (exp / "partner" / "model.pt").exists()
     assert "subtract_mean: true" in (exp / "partner" / "config.yaml").read_text()
     assert "subtract_mean: true" not in (exp / "config.yaml").read_text()
-    for method in ["greedy", "beam2", "beam2_speeds", "beam2_partner", "beam2_partner_speeds"]:
+    assert f"{len(trained)} training" in (exp / "log" / "stage4.train.log").read_text()
+    for method in ["greedy", "beam2", "beam2_lexicon", "beam2_speeds", "beam2_partner", "beam2_partner_speeds"]:
         assert (exp / "decode" / "test" / method / "summary.json").exists(), method
     results = (exp / "RESULTS.md").read_text()
     assert "| test | greedy | 6 |" in results and "| isolated | greedy | 3 |" in results
@@ -100,16 +110,17 @@ def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
     command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),
                "--data-dir", str(tmp_path / "data"), "--train-speakers", "george", "--test-speakers", "yweweler",
                "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--num-isolated", "2", "--espeak-num", "0"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "FSDD_ROOT": str(env_root)})
+    env = {**os.environ, "FSDD_ROOT": str(env_root), "AN4_ROOT": str(AN4)}
+    if not (AN4 / "etc").is_dir():
+        command += ["--an4", "false"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "yweweler (500)" in result.stdout  # the local copy was checked, nothing downloaded
     assert not (tmp_path / "downloads").exists()
     first = (tmp_path / "data" / "test.jsonl").read_text()
     (tmp_path / "data" / "test.jsonl.made-by").unlink()  # force the data to be made again
     shutil.rmtree(tmp_path / "exp" / ".done")
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "FSDD_ROOT": str(env_root)})
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0
     assert (tmp_path / "data" / "test.jsonl").read_text() == first  # seeded: same utterances
 

@@ -30,6 +30,9 @@ perturb=0.15                        # per-digit speed/pitch change in training u
 trim=0.8                            # probability of cutting a training digit's quiet start/end at a random level
 trim_db=6-30                        # range of the trim levels, dB under the digit's loudest 10 ms frame
 bare=0.2                            # probability of a training utterance without pauses before and after its digits
+an4=false                           # true: AN4's training set (948 utterances of 74 other speakers: letters, digits,
+                                    # words; resampled to 8 kHz by the loader) joins the training utterances
+an4_dir=$(absolute "${AN4_ROOT:-}") # an existing AN4 copy; empty: stage 0 downloads it into $download_dir/an4
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
 seed=1
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
@@ -43,9 +46,9 @@ threads=1                           # torch threads per process: small models on
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed
+  test_speakers an4 an4_dir num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed
   cmvn_utterances average_num beam_size speeds partner device threads"
-path_options="config exp_dir data_dir download_dir corpus_dir"
+path_options="config exp_dir data_dir download_dir corpus_dir an4_dir"
 parse_options "$@"
 
 fsdd_folder() {  # the corpus folder (holding recordings/)
@@ -62,6 +65,22 @@ corpus() {
   else
     python local/download.py --download-dir "$download_dir" ${url:+--url "$url"}
   fi
+  [ "$an4" = true ] || return 0
+  if [ -n "$an4_dir" ]; then
+    python ../an4/local/download.py --check "$an4_dir"
+  else
+    python ../an4/local/download.py --download-dir "$download_dir/an4"
+  fi
+}
+
+train_manifest() {  # what stages 2-4 train on
+  if [ "$an4" = true ]; then echo "$data_dir/train_an4.jsonl"; else echo "$data_dir/train.jsonl"; fi
+}
+
+an4_utterances() {  # AN4's training set in lower case (as FSDD's words are), joined to the digit utterances
+  once "$data_dir/an4/train.jsonl" python ../an4/local/prepare_manifests.py --corpus-dir "${an4_dir:-$download_dir/an4/unpacked}" \
+    --out "$data_dir/an4" --dev-speakers 0 --lowercase
+  cat "$data_dir/train.jsonl" "$data_dir/an4/train.jsonl" > "$data_dir/train_an4.jsonl"
 }
 
 connected_digits() {
@@ -80,10 +99,11 @@ connected_digits() {
   once "$data_dir/isolated.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
     --indices 0-49 --num "$num_isolated" --seed "$((seed + 3))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
     --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
+  if [ "$an4" = true ]; then an4_utterances; fi
 }
 
 tokenizer() {
-  train_tokenizer "$data_dir/train.jsonl"
+  train_tokenizer "$(train_manifest)"
 }
 
 with_partner() {  # COMMAND...: run COMMAND for the partner model (its own exp_dir), when there is one
@@ -92,14 +112,14 @@ with_partner() {  # COMMAND...: run COMMAND for the partner model (its own exp_d
 }
 
 cmvn() {
-  compute_cmvn "$data_dir/train.jsonl"
+  compute_cmvn "$(train_manifest)"
   with_partner mkdir -p "$exp_dir/partner"
   with_partner cp "$exp_dir/tokenizer.json" "$exp_dir/partner/tokenizer.json"
-  with_partner compute_cmvn "$data_dir/train.jsonl" $partner
+  with_partner compute_cmvn "$(train_manifest)" $partner
 }
 
 train_one() {
-  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "$@"
+  train_model "$(train_manifest)" "$data_dir/dev.jsonl" "batching.num_workers=$nj" "$@"
 }
 
 train() {  # the two models at once, one per core; the partner's output goes to its own log
@@ -131,6 +151,8 @@ ensemble_decode() {  # SUBSET OUT_NAME [tasr decode options]: beam search with s
 
 decode() {
   local partner_model=(--model "$exp_dir/partner/model.pt")
+  printf '%s\n' zero one two three four five six seven eight nine > "$exp_dir/digits.txt"
+  lexicon=$exp_dir/digits.txt  # decode_set's third decode: the beam search over the ten digit words only
   for subset in dev test isolated; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
     [ "$beam_size" -gt 0 ] || continue
