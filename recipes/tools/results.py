@@ -7,6 +7,7 @@ the table comes from those files: nothing is typed in by hand.
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -54,6 +55,28 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The processor's name (/proc/cpuinfo's "model name"), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> str:
+    """Versions of the packages that decide the numbers, torch's CPU kernels (AVX2, AVX512...) and the cores."""
+    import numpy
+    import torch
+    import torchaudio
+
+    return (f"python {platform.python_version()}, torch {torch.__version__}, torchaudio {torchaudio.__version__}, "
+            f"numpy {numpy.__version__}, torch CPU kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"{os.cpu_count()} CPU cores")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp-dir", required=True, type=Path)
@@ -78,7 +101,8 @@ def main(argv=None) -> int:
     device = json.loads(summaries[0].read_text()).get("device", "?")
     lines = [f"# {args.title}", "",
              f"- written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from `{args.exp_dir}`, "
-             f"tasr commit {git_commit()}, {platform.processor() or platform.machine()}, decoded on {device}",
+             f"tasr commit {git_commit()}, decoded on {device}",
+             f"- machine: {cpu_model()}; {versions()}",
              *model_facts(args.exp_dir / args.model),
              "- training (stage 4) wall time: " + (f"{train_seconds / 60:.1f} min" if train_seconds is not None
                                                     else "unknown"),
