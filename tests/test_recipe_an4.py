@@ -141,3 +141,16 @@ def test_the_shared_copy_gives_whole_speaker_splits(tmp_path):
     assert len(train) + len(dev) == 948 and len(test) == 130
     assert len({r["speaker"] for r in dev}) == 6 and not {r["speaker"] for r in train} & {r["speaker"] for r in dev}
     assert sum(len(r["text"].split()) for r in test) == 773
+
+
+@needs_an4
+def test_every_stage_runs_from_the_shared_copy(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    result = run_recipe(tmp_path, "--corpus-dir", str(AN4), "--max-utterances", "6", "--config", str(config),
+                        "--beam-size", "0", "--average-num", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "AN4 in" in result.stdout and not (tmp_path / "downloads").exists()
+    results = (tmp_path / "exp" / "RESULTS.md").read_text()
+    assert "| test | greedy | 6 |" in results and "| dev | greedy | 6 |" in results
+    assert "torch 2." in results and "CPU cores" in results  # the versions and the machine are recorded
