@@ -27,8 +27,8 @@
 #                        search into .../beam$beam_size unless $beam_size is 0. A non-empty
 #                        $lexicon (a word list or lexicon file) restricts the beam search to its
 #                        words, with $word_score added per word; it then writes .../beam${beam_size}_lexicon.
-#   train_command        `tasr train`, or `torchrun --nproc_per_node $ngpu -m tasr train`
-#                        when --ngpu is more than 1.
+#   train_command        `tasr train`, or `torchrun --nproc_per_node N -m tasr train` when N, the
+#                        recipe's $nproc (CPU processes, gloo) or else its --ngpu, is more than 1.
 #
 # The `tasr` command used is the repository's .venv/bin/tasr when that exists (put first on
 # PATH here), otherwise whatever `tasr` is on PATH.
@@ -200,8 +200,9 @@ decode_set() {
 }
 
 train_command() {
-  if [ "${ngpu:-0}" -gt 1 ]; then
-    echo "torchrun --standalone --nproc_per_node $ngpu -m tasr train"
+  local processes=${nproc:-${ngpu:-0}}
+  if [ "$processes" -gt 1 ]; then
+    echo "torchrun --standalone --nproc_per_node $processes -m tasr train"
   else
     echo "tasr train"
   fi
