@@ -97,6 +97,7 @@ def test_every_stage_runs_from_a_served_sphere_archive(file_server, tmp_path):
     for name in ["stage0.corpus", "stage1.data", "stage2.tokenizer", "stage3.cmvn", "stage4.train",
                  "stage5.average", "stage6.decode", "stage7.results"]:
         assert (exp / ".done" / name).exists(), name
+    assert "2 process(es) on cpu" in (exp / "log" / "stage4.train.log").read_text()  # --nproc 2: torchrun, gloo
     results = (exp / "RESULTS.md").read_text()
     for search in ["greedy", "beam 2", "beam 2 + lexicon", "beam 2 + LM + lexicon"]:
         assert f"| test | {search} | 3 |" in results, results
