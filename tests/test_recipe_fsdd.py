@@ -66,7 +66,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     config.write_text(TINY_CONFIG)
     espeak = "2" if shutil.which("espeak-ng") else "0"
     with_an4 = (AN4 / "etc").is_dir()  # AN4's speakers join the training set
-    an4 = ["--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else ["--an4", "false"]
+    an4 = ["--an4", "true", "--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else []
     args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
             "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1", *an4]
     result = run_recipe(tmp_path, *args)
@@ -110,17 +110,16 @@ def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
     command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),
                "--data-dir", str(tmp_path / "data"), "--train-speakers", "george", "--test-speakers", "yweweler",
                "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--num-isolated", "2", "--espeak-num", "0"]
-    env = {**os.environ, "FSDD_ROOT": str(env_root), "AN4_ROOT": str(AN4)}
-    if not (AN4 / "etc").is_dir():
-        command += ["--an4", "false"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "FSDD_ROOT": str(env_root)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "yweweler (500)" in result.stdout  # the local copy was checked, nothing downloaded
     assert not (tmp_path / "downloads").exists()
     first = (tmp_path / "data" / "test.jsonl").read_text()
     (tmp_path / "data" / "test.jsonl.made-by").unlink()  # force the data to be made again
     shutil.rmtree(tmp_path / "exp" / ".done")
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "FSDD_ROOT": str(env_root)})
     assert again.returncode == 0
     assert (tmp_path / "data" / "test.jsonl").read_text() == first  # seeded: same utterances
 
