@@ -24,7 +24,7 @@ test: $(INSTALLED)
 AN4 := recipes/an4
 AN4_ROOT ?= $(wildcard ../shared/data/an4)
 AN4_DEMO := $(AN4)/exp/demo
-AN4_RUN := $(AN4)/run.sh --exp-dir $(AN4_DEMO) --epochs 16 --average-num 3 $(if $(AN4_ROOT),--corpus-dir $(AN4_ROOT))
+AN4_RUN := $(AN4)/run.sh --exp-dir $(AN4_DEMO) --epochs 20 --average-num 3 $(if $(AN4_ROOT),--corpus-dir $(AN4_ROOT))
 demo: $(INSTALLED)
 	@$(AN4_RUN) --stop-stage 0 || { echo; echo "== AN4 could not be had: the synthetic-speech demo instead"; \
 	  $(MAKE) --no-print-directory demo-synth; exit 0; } && $(MAKE) --no-print-directory demo-an4
