@@ -15,23 +15,10 @@ import pytest
 import soundfile
 
 from an4_helpers import AN4, RECIPE, corpus, make_mini_an4, needs_an4
+from test_recipe_librispeech import TINY_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = RECIPE / "run.sh"
-
-TINY_CONFIG = """\
-model:
-  sample_rate: 16000
-  fbank: {num_mel_bins: 40}
-  encoder: {block: conformer, d_model: 32, n_heads: 2, n_layers: 1, ff_dim: 64, conv_kernel: 3,
-            subsampling_channels: 8, left: 8, right: 1, dropout: 0.0}
-  specaugment: null
-tokenizer: {kind: char}
-optim: {lr: 0.002, warmup_steps: 2}
-batching: {max_frames: 4000, num_workers: 0}
-epochs: 2
-log_interval: 1
-"""
 
 
 def test_transcription_lines_as_the_real_files_write_them():
