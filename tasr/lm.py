@@ -73,7 +73,7 @@ class NGramModel:
 
     def prob(self, word: str, history=()) -> float:
         """p(word | history), history the preceding words (only the last order-1 are used)."""
-        history = tuple(history)[len(history) - self.order + 1:] if self.order > 1 else ()
+        history = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
         key = (word, history)
         if key not in self._cache:
             self._cache[key] = self._prob(word, history)

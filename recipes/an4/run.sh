@@ -70,15 +70,16 @@ train() {  # with several processes, each loads its share of the audio with one 
 }
 
 decode() {
-  python -c 'import json, sys; print("\n".join(sorted({w for l in open(sys.argv[1]) for w in json.loads(l)["text"].split()})))' \
-    "$data_dir/train.jsonl" > "$exp_dir/words.txt"
   lexicon=$exp_dir/words.txt  # the beam search restricted to the training words is decode_set's third decode
+  training_words "$data_dir/train.jsonl" "$lexicon"
+  local with_lm=false
   if [ "$beam_size" -gt 0 ] && [ "$lm_order" -gt 0 ]; then
+    with_lm=true
     tasr lm "$data_dir/train.jsonl" -o "$exp_dir/lm.arpa" --order "$lm_order"
   fi
   for subset in dev test; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
-    if [ "$beam_size" -gt 0 ] && [ "$lm_order" -gt 0 ]; then
+    if [ "$with_lm" = true ]; then
       tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
         --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" --word-score "$lm_word_score" \
         --out "$exp_dir/decode/$subset/beam${beam_size}_lm$lm_order"

@@ -57,8 +57,7 @@ train() {
 
 decode() {
   local sets="dev test" lexicon="$exp_dir/words.txt"
-  python -c 'import json, sys; print("\n".join(sorted({w for line in sys.stdin for w in json.loads(line)["text"].split()})))' \
-    < "$data_dir/train.jsonl" > "$lexicon"
+  training_words "$data_dir/train.jsonl" "$lexicon"
   [ -s "$data_dir/long.jsonl" ] && sets="$sets long"
   for subset in $sets; do
     decode_set "$subset" "$data_dir/$subset.jsonl"

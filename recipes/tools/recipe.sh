@@ -27,6 +27,9 @@
 #                        search into .../beam$beam_size unless $beam_size is 0. A non-empty
 #                        $lexicon (a word list or lexicon file) restricts the beam search to its
 #                        words, with $word_score added per word; it then writes .../beam${beam_size}_lexicon.
+#   training_words MANIFEST OUT
+#                        the sorted distinct words of MANIFEST's text, one a line, into OUT
+#                        (a word list for decode_set's $lexicon).
 #   train_command        `tasr train`, or `torchrun --nproc_per_node N -m tasr train` when N, the
 #                        recipe's $nproc (CPU processes, gloo) or else its --ngpu, is more than 1.
 #
@@ -197,6 +200,11 @@ decode_set() {
     tasr decode --model "$exp_dir/model.pt" --manifest "$manifest" --beam "$beam_size" --device "$device" \
       --lexicon "$lexicon" --word-score "${word_score:-0}" --out "$exp_dir/decode/$name/beam${beam_size}_lexicon"
   fi
+}
+
+training_words() {
+  python -c 'import json, sys; print("\n".join(sorted({w for line in sys.stdin for w in json.loads(line)["text"].split()})))' \
+    < "$1" > "$2"
 }
 
 train_command() {
