@@ -6,7 +6,7 @@
     log_probs = recognizer.finish()         # [T', V]: what model(waveform) gives offline
 
 The chunk goes through the online front-end (`audio.OnlineFbank`, same frames as offline) and
-the model's CMVN, then `tasr.windowing.StreamingEncoder`: each step re-runs the encoder on the
+the model's CMVN, then `models.windowing.StreamingEncoder`: each step re-runs the encoder on the
 left receptive field plus the new frames and keeps the output frames whose right context has
 arrived (the model's look-ahead, `encoder.lookahead_ms`, is the latency beyond the chunk). So
 the log-probs, hence the final text, equal offline decoding. The cost of a step is about
@@ -17,7 +17,7 @@ import torch
 
 import audio
 from models.ctc import BLANK
-from tasr.windowing import StreamingEncoder
+from models.windowing import StreamingEncoder
 
 
 class StreamingRecognizer:

@@ -47,7 +47,7 @@ from models.ctc import align
 from tasr.errors import TasrError
 from tasr.subtitles import FORMATS, Transcript, segment, write_transcript
 from tasr.timestamps import energy_db, greedy_spans, pause_chunks, snap_to_sound, words_from_spans
-from tasr.windowing import encode_windowed
+from models.windowing import encode_windowed
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
                     ".snd", ".sph", ".nist", ".w64", ".caf", ".rf64", ".voc", ".wv", ".m4a", ".webm"}

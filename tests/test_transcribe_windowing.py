@@ -11,7 +11,7 @@ from models.encoder import Encoder
 from tasr.model import SpeechRecognizer
 from tasr.streaming import StreamingRecognizer
 from tasr.text import CharTokenizer
-from tasr.windowing import StreamingEncoder, encode_windowed, plan_windows
+from models.windowing import StreamingEncoder, encode_windowed, plan_windows
 
 FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
 
