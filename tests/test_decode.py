@@ -8,7 +8,8 @@ import torch
 import audio
 from models.ctc import ctc_loss
 from tasr.cli import main
-from tasr.decode import arpa_words, error_report, score
+from tasr.decode import arpa_words
+from tasr.scoring import error_report, score
 from tasr.model import SpeechRecognizer
 from tasr.text import load_tokenizer, train_tokenizer
 
@@ -49,6 +50,13 @@ def test_score_and_error_report_count_edits():
     report = error_report(["u1", "u2"], refs, hyps)
     assert "u1 WER 66.7% (S=1 D=0 I=1, 3 words)" in report
     assert "REF: one two" in report and "HYP: one ***" in report
+
+
+def test_score_normalizes_references_and_hypotheses_alike():
+    refs, hyps = [" Seven\u00a0 EIGHT\tnine "], ["seven eight nine"]  # NFKC, spaces, case
+    assert score(refs, hyps, lowercase=True)["wer"] == 0.0 and score(hyps, refs, lowercase=True)["cer"] == 0.0
+    assert score(refs, hyps)["substitutions"] == 2  # case counts unless the tokenizer lower-cases
+    assert "REF: seven eight nine" in error_report(["u"], refs, hyps, lowercase=True)
 
 
 def test_arpa_words(tmp_path):
