@@ -51,6 +51,7 @@ from tasr import data
 from tasr.device import CHOICES as DEVICES, pick_device
 from tasr.errors import TasrError
 from tasr.files import atomic_write, make_folder, write_text
+from tasr.scoring import score
 
 DEFAULTS = {
     "model": {},                    # keyword arguments of SpeechRecognizer (front-end, encoder, ...)
@@ -878,8 +879,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Validation loss (per token), greedy WER and CER (jiwer) over the whole validation set."""
-        import jiwer
+        """Validation loss (per token), greedy WER and CER (`tasr.scoring.score`) over the whole validation set."""
         from models.ctc import ctc_loss, greedy_decode
 
         procs = self.procs
@@ -900,12 +900,12 @@ class Trainer:
             loss += float(ctc_loss(log_probs, out_lengths, batch.tokens, batch.token_lengths, reduction="sum"))
             tokens += int(batch.token_lengths.sum())
             hyps = [self.tokenizer.decode(ids) for ids in greedy_decode(log_probs, out_lengths)]
-            refs = [self.tokenizer.decode(self.tokenizer.encode(t)) for t in batch.texts]
-            pairs.extend(zip(refs, hyps))
+            pairs.extend(zip(batch.texts, hyps))
         loss, tokens = procs.sum([loss, tokens])
         pairs = [p for part in procs.gather(pairs) for p in part]
         refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-        metrics = {"loss": loss / max(tokens, 1), "wer": jiwer.wer(refs, hyps), "cer": jiwer.cer(refs, hyps)}
+        scores = score(refs, hyps, self.tokenizer.lowercase)
+        metrics = {"loss": loss / max(tokens, 1), "wer": scores["wer"], "cer": scores["cer"]}
         self.model.train()
         self._flush_skipped()
         if self.log:
