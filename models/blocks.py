@@ -13,6 +13,14 @@ the attention's right context alone. Padded frames are zeroed before the convolu
 sequence gives the same outputs alone and inside a padded batch. The convolution is normalised
 with LayerNorm (not BatchNorm, whose training statistics would depend on padding and batch
 composition).
+
+Streaming (`block.stream()`, eval mode): frames [1, n, d] go in as they arrive and each call
+returns the block's outputs for the frames whose look-ahead has arrived; `flush()` at the end
+of the input returns the rest. A Transformer block waits `right` frames (its attention); a
+Conformer block `right` for its attention, then the convolution's look-ahead on top. Each
+stage keeps its bounded state (the attention's keys and values of the last `left` frames, the
+convolution's last `kernel - 1 - lookahead` inputs) and the residual inputs of the frames still
+waiting for it. Together the outputs equal `forward` on the whole input.
 """
 
 import torch
@@ -51,11 +59,60 @@ class ConvModule(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.glu(self.pointwise_in(x.transpose(1, 2)), dim=1)  # [B, d, T]
-        x = x.masked_fill(~valid[:, None, :], 0.0)
-        x = self.depthwise(nn.functional.pad(x, self.padding))
+        x = self.gate(x).masked_fill(~valid[:, None, :], 0.0)
+        return self.output(self.depthwise(nn.functional.pad(x, self.padding)))
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, d] -> the depthwise convolution's input [B, d, T] (pointwise, GLU)."""
+        return nn.functional.glu(self.pointwise_in(x.transpose(1, 2)), dim=1)
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """The depthwise convolution's output [B, d, T] -> [B, T, d] (LayerNorm, SiLU, pointwise)."""
         x = nn.functional.silu(self.norm(x.transpose(1, 2)))
         return self.dropout(self.pointwise_out(x.transpose(1, 2)).transpose(1, 2))
+
+
+class ConvModuleStream:
+    """Incremental `ConvModule`: frames [1, n, d] in, outputs [1, k, d] of the frames whose
+    look-ahead has arrived out; `flush()` gives the rest (the look-ahead beyond the end is zero,
+    as offline). Keeps the gated inputs of the `kernel - 1 - lookahead` frames before the first
+    waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk)."""
+
+    def __init__(self, module: ConvModule):
+        self.module = module
+        weight = module.pointwise_out.weight
+        self.frames = weight.new_zeros(1, module.depthwise.in_channels, module.padding[0])  # [1, d, behind + waiting]
+
+    def feed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1]:
+            self.frames = torch.cat((self.frames, self.module.gate(x)), dim=2)
+        return self._emit(self.frames)
+
+    def flush(self) -> torch.Tensor:
+        return self._emit(nn.functional.pad(self.frames, (0, self.module.padding[1])))
+
+    def _emit(self, frames: torch.Tensor) -> torch.Tensor:
+        kernel = self.module.depthwise.kernel_size[0]
+        ready = frames.shape[2] - kernel + 1
+        if ready <= 0:
+            return frames.new_zeros(1, 0, frames.shape[1])
+        out = self.module.output(self.module.depthwise(frames))
+        self.frames = self.frames[:, :, ready:]
+        return out
+
+
+class Pending:
+    """Frames [1, n, d] (a block's residual inputs) waiting for a later stage's output, in order."""
+
+    def __init__(self):
+        self.frames = None
+
+    def push(self, x: torch.Tensor) -> None:
+        self.frames = x if self.frames is None else torch.cat((self.frames, x), dim=1)
+
+    def pop(self, n: int) -> torch.Tensor:
+        out, self.frames = self.frames[:, :n], self.frames[:, n:]
+        return out
 
 
 class TransformerBlock(nn.Module):
@@ -79,6 +136,31 @@ class TransformerBlock(nn.Module):
     def forward(self, x, lengths, valid):
         x = x + self.attention_dropout(self.attention(self.attention_norm(x), lengths))
         return x + self.ff(self.ff_norm(x))
+
+    def stream(self) -> "TransformerBlockStream":
+        """A fresh incremental state for one stream (see the module docstring)."""
+        return TransformerBlockStream(self)
+
+
+class TransformerBlockStream:
+    """Incremental `TransformerBlock`: `feed(x [1, n, d]) -> [1, k, d]`, `flush() -> [1, k, d]`."""
+
+    def __init__(self, block: TransformerBlock):
+        self.block = block
+        self.attention = block.attention.stream()
+        self.waiting = Pending()  # inputs of the frames waiting for their attention output
+
+    def feed(self, x: torch.Tensor) -> torch.Tensor:
+        self.waiting.push(x)
+        return self._finish(self.attention.feed(self.block.attention_norm(x)))
+
+    def flush(self) -> torch.Tensor:
+        return self._finish(self.attention.flush())
+
+    def _finish(self, attended: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        x = self.waiting.pop(attended.shape[1]) + b.attention_dropout(attended)
+        return x + b.ff(b.ff_norm(x))
 
 
 class ConformerBlock(nn.Module):
@@ -115,6 +197,47 @@ class ConformerBlock(nn.Module):
         x = x + self.conv(self.conv_norm(x), valid)
         x = x + 0.5 * self.ff2(self.ff2_norm(x))
         return self.out_norm(x)
+
+    def stream(self) -> "ConformerBlockStream":
+        """A fresh incremental state for one stream (see the module docstring)."""
+        return ConformerBlockStream(self)
+
+
+class ConformerBlockStream:
+    """Incremental `ConformerBlock`: `feed(x [1, n, d]) -> [1, k, d]`, `flush() -> [1, k, d]`.
+
+    Two stages wait for look-ahead: the attention (`right` frames), then the convolution."""
+
+    def __init__(self, block: ConformerBlock):
+        self.block = block
+        self.attention = block.attention.stream()
+        self.conv = ConvModuleStream(block.conv)
+        self.before_attention = Pending()  # residual inputs waiting for the attention
+        self.before_conv = Pending()  # residual inputs waiting for the convolution
+
+    def feed(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        x = x + 0.5 * b.ff1(b.ff1_norm(x))
+        self.before_attention.push(x)
+        x = self._attended(self.attention.feed(b.attention_norm(x)))
+        self.before_conv.push(x)
+        return self._finish(self.conv.feed(b.conv_norm(x)))
+
+    def flush(self) -> torch.Tensor:
+        b = self.block
+        x = self._attended(self.attention.flush())
+        self.before_conv.push(x)
+        convolved = torch.cat((self.conv.feed(b.conv_norm(x)), self.conv.flush()), dim=1)
+        return self._finish(convolved)
+
+    def _attended(self, attended: torch.Tensor) -> torch.Tensor:
+        return self.before_attention.pop(attended.shape[1]) + self.block.attention_dropout(attended)
+
+    def _finish(self, convolved: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        x = self.before_conv.pop(convolved.shape[1]) + convolved
+        x = x + 0.5 * b.ff2(b.ff2_norm(x))
+        return b.out_norm(x)
 
 
 BLOCKS = {"transformer": TransformerBlock, "conformer": ConformerBlock}

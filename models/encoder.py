@@ -14,6 +14,9 @@ encoder on a window of the input that starts at a multiple of `subsampling` give
 outputs as running it on the whole input, for every output frame whose receptive field lies
 inside the window; `lookahead_ms` is `right_total` in milliseconds.
 
+Streaming: `encoder.stream()` gives an `EncoderStream` (`models/streaming.py`) that takes
+feature frames chunk by chunk and carries each layer's caches, with the offline outputs.
+
 Example configurations (keyword arguments of `Encoder`, as they appear in a recipe's yaml):
 
     small (FSDD digits on a CPU; 1.1M parameters with 80 fbank bins):
@@ -32,6 +35,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .blocks import BLOCKS
+from .streaming import EncoderStream
 from .subsampling import ConvSubsampling
 
 
@@ -112,6 +116,10 @@ class Encoder(nn.Module):
         """How far ahead of an output frame's start the encoder looks, in ms (None = the whole input)."""
         right = self.receptive_field()[1]
         return None if right is None else right * self.frame_shift_ms
+
+    def stream(self) -> EncoderStream:
+        """A fresh streaming state for one input (eval mode; left and right limited); see `models/streaming.py`."""
+        return EncoderStream(self)
 
     def forward(self, feats: torch.Tensor, frame_lengths: torch.Tensor):
         """feats [B, T, F], frame_lengths [B] -> (out [B, T', d_model], out_lengths [B]); padding is zero."""

@@ -11,6 +11,10 @@ Because there is no padding in time, an output frame exists only when all the in
 sees exist: `output_lengths` counts exactly those, so padded input frames never reach a valid
 output. A window of the input that starts at a multiple of `factor` gives the same outputs as
 the whole input for the frames it contains entirely (shifted by start / factor).
+
+`stream()` gives the incremental form (`SubsamplingStream`): it keeps the input frames from
+`factor * (frames emitted)` on, fewer than `right_context + factor`, and runs the convolutions
+on them plus each new chunk.
 """
 
 import torch
@@ -58,6 +62,39 @@ class ConvSubsampling(nn.Module):
         x = feats.masked_fill(~valid[..., None], 0.0)
         if x.shape[1] <= self.right_context:  # too short for one output frame: pad so the convs run
             x = nn.functional.pad(x, (0, 0, 0, self.right_context + 1 - x.shape[1]))
-        x = self.conv(x.unsqueeze(1))  # [B, C, T', F']
-        x = self.out(x.transpose(1, 2).flatten(2))
-        return self.dropout(x), self.output_lengths(lengths)
+        return self.project(x), self.output_lengths(lengths)
+
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats [B, T, F] with T > right_context -> [B, T', d_model], every output frame complete."""
+        x = self.conv(feats.unsqueeze(1))  # [B, C, T', F']
+        return self.dropout(self.out(x.transpose(1, 2).flatten(2)))
+
+    def stream(self) -> "SubsamplingStream":
+        """A fresh incremental state for one stream (see `SubsamplingStream`)."""
+        return SubsamplingStream(self)
+
+
+class SubsamplingStream:
+    """Feature frames [1, n, F] in, the output frames [1, k, d_model] now complete out.
+
+    Output frame t is emitted once input frame `factor * t + right_context` has arrived; the
+    input frames kept are those from `factor * t` on for the next t (fewer than
+    `right_context + factor`). No padding in time, so frames left at the end of the input are
+    never an output frame, as offline: there is nothing to flush.
+    """
+
+    def __init__(self, module: ConvSubsampling):
+        self.module = module
+        self.frames = None  # input frames [1, n, F] from factor * emitted on
+        self.emitted = 0  # output frames returned so far
+
+    def feed(self, feats: torch.Tensor) -> torch.Tensor:
+        m = self.module
+        self.frames = feats if self.frames is None else torch.cat((self.frames, feats), dim=1)
+        ready = (self.frames.shape[1] - m.right_context - 1) // m.factor + 1  # complete output frames
+        if ready <= 0:
+            return feats.new_zeros(1, 0, m.out.out_features)
+        out = m.project(self.frames[:, :m.factor * (ready - 1) + m.right_context + 1])
+        self.frames = self.frames[:, m.factor * ready:]
+        self.emitted += ready
+        return out

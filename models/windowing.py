@@ -11,9 +11,9 @@ is bounded by the window size instead of growing with the recording.
 
 - `plan_windows`: the windows for an input of T frames under a budget of `max_frames`.
 - `encode_windowed`: offline, a whole feature sequence -> output frames, window by window.
-- `StreamingEncoder`: the same arithmetic on features that arrive in chunks; each call returns
-  the output frames whose right context has arrived (recomputing the left context each time),
-  and `finish()` returns the rest, so that the concatenation equals the offline result.
+
+Streaming does not re-run windows: `Encoder.stream()` carries each layer's caches instead
+(`models/streaming.py`).
 
 `encode(feats [1, T, F], lengths [1]) -> (out [1, T', ...], out_lengths [1])` is any function
 with those receptive-field properties (for tasr, the model's encoder + CTC head);
@@ -84,52 +84,3 @@ def encode_windowed(encode, output_lengths, feats: torch.Tensor, max_frames: int
             done = covered
     return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
 
-
-class StreamingEncoder:
-    """Feature chunks in, ready output frames out, equal to `encode_windowed` on the whole input.
-
-    `accept(feats [n, F])` returns the output frames [k, ...] (k >= 0) whose receptive field is
-    now complete; `finish()` returns the remaining ones (the end of the input is known then).
-    Each call re-runs the encoder on the left receptive field plus the new frames, so the cost
-    per call is about (left + right + chunk) input frames. Needs a limited receptive field.
-    """
-
-    def __init__(self, encode, output_lengths, receptive_field, sub: int):
-        left, right = receptive_field
-        if left is None or right is None:
-            raise ValueError("streaming needs an encoder with limited attention context (left/right not None)")
-        self.encode, self.output_lengths, self.sub = encode, output_lengths, sub
-        self.left, self.right = _round_up(left, sub), right
-        self.buffer = None        # input frames from `self.buffer_start` on
-        self.buffer_start = 0     # a multiple of sub
-        self.received = 0         # input frames received so far
-        self.emitted = 0          # output frames returned so far
-
-    def _run(self, out_end: int, end: int) -> torch.Tensor:
-        """Output frames [emitted, out_end) from a window ending at input frame `end` (absolute)."""
-        start = max(0, self.sub * self.emitted - self.left)
-        window = self.buffer[start - self.buffer_start:end - self.buffer_start]
-        out, _ = self.encode(window[None], torch.tensor([window.shape[0]], device=window.device))
-        offset = start // self.sub
-        result = out[0, self.emitted - offset:out_end - offset]
-        self.emitted = out_end
-        keep_from = max(0, self.sub * self.emitted - self.left)  # the next window's start
-        self.buffer = self.buffer[keep_from - self.buffer_start:]
-        self.buffer_start = keep_from
-        return result
-
-    def accept(self, feats: torch.Tensor) -> torch.Tensor | None:
-        """Add feature frames [n, F]; returns the output frames now complete, or None if there are none."""
-        self.buffer = feats if self.buffer is None else torch.cat([self.buffer, feats])
-        self.received += feats.shape[0]
-        ready = (self.received - 1 - self.right) // self.sub + 1 if self.received > self.right else 0
-        if ready <= self.emitted:
-            return None
-        return self._run(ready, min(self.received, self.sub * (ready - 1) + self.right + 1))
-
-    def finish(self) -> torch.Tensor | None:
-        """The output frames that were waiting for right context at the end of the input, or None."""
-        total = int(self.output_lengths(torch.tensor([self.received]))[0]) if self.received else 0
-        if total <= self.emitted:
-            return None
-        return self._run(total, self.received)
