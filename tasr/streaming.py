@@ -5,19 +5,17 @@
         partial = recognizer.accept(chunk)  # greedy text of everything decoded so far
     log_probs = recognizer.finish()         # [T', V]: what model(waveform) gives offline
 
-The chunk goes through the online front-end (`audio.OnlineFbank`, same frames as offline) and
-the model's CMVN, then `models.windowing.StreamingEncoder`: each step re-runs the encoder on the
-left receptive field plus the new frames and keeps the output frames whose right context has
-arrived (the model's look-ahead, `encoder.lookahead_ms`, is the latency beyond the chunk). So
-the log-probs, hence the final text, equal offline decoding. The cost of a step is about
-(receptive field + chunk) frames: larger chunks cost less per second of audio.
+The chunk goes through the online front-end (`audio.OnlineFbank`, same frames as offline), the
+model's CMVN, the encoder's stream (`Encoder.stream()`, which carries each layer's caches and
+emits the frames whose look-ahead has arrived: `encoder.lookahead_ms` is the latency beyond the
+chunk) and the CTC head. So the log-probs, hence the final text, equal offline decoding, and the
+cost of a chunk is that of its own frames, however long the stream has run.
 """
 
 import torch
 
 import audio
 from models.ctc import BLANK
-from models.windowing import StreamingEncoder
 
 
 class StreamingRecognizer:
@@ -30,9 +28,7 @@ class StreamingRecognizer:
         if self.frontend.module.feat_opts.subtract_mean:
             raise ValueError("the model's front-end subtracts the utterance mean (subtract_mean), "
                              "which needs the whole utterance: it cannot stream")
-        encoder = model.encoder
-        self.encoder = StreamingEncoder(model.encode_features, encoder.output_lengths,
-                                        encoder.receptive_field(), encoder.subsampling)
+        self.encoder = model.encoder.stream()
         self.pieces = []  # log-prob frames [k, V] so far
         self.tokens = []  # greedy tokens so far
         self.last = BLANK  # best token of the last frame (repeats across steps merge)
@@ -40,10 +36,11 @@ class StreamingRecognizer:
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.model.cmvn is None else self.model.cmvn(frames)
 
-    def _take(self, log_probs) -> None:
-        if log_probs is None or log_probs.shape[0] == 0:
+    def _take(self, encoded: torch.Tensor) -> None:
+        """Encodings [k, d] -> their log-probs and greedy tokens."""
+        if encoded.shape[0] == 0:
             return
-        log_probs = log_probs.float().cpu()
+        log_probs = self.model.ctc(encoded[None])[0].float().cpu()
         self.pieces.append(log_probs)
         for token in log_probs.argmax(dim=-1).tolist():
             if token != BLANK and token != self.last:
@@ -60,7 +57,7 @@ class StreamingRecognizer:
         """Add waveform samples [n]; returns the partial (greedy) text so far."""
         frames = self.frontend.accept_waveform(chunk.to(self.device))
         if frames.shape[0]:
-            self._take(self.encoder.accept(self._features(frames)))
+            self._take(self.encoder.feed(self._features(frames)))
         return self.text
 
     @torch.inference_mode()
@@ -68,9 +65,8 @@ class StreamingRecognizer:
         """End of the stream: the log-probs [T', V] of the whole stream (CPU), as offline."""
         frames = self.frontend.input_finished()
         if frames.shape[0]:
-            self._take(self.encoder.accept(self._features(frames)))
-        if self.encoder.received:
-            self._take(self.encoder.finish())
+            self._take(self.encoder.feed(self._features(frames)))
+        self._take(self.encoder.flush())
         if not self.pieces:
             return torch.zeros(0, self.model.tokenizer.vocab_size)
         return torch.cat(self.pieces)
