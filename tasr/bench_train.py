@@ -21,7 +21,15 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from models.attention import choose_backend
+from models.ctc import ctc_loss
 from tasr.errors import TasrError
+from tasr.files import write_text
+from tasr.model import SpeechRecognizer
+from tasr.text import CharTokenizer
+from tasr.training.config import DEFAULTS, load_config, merge
 
 
 def parse_context(text: str):
@@ -44,17 +52,10 @@ def describe(context) -> str:
 
 def measure(job: dict) -> dict:
     """Run in the child: build, warm up, time `steps` training steps; figures as a dict."""
-    import torch
-
-    from models.ctc import ctc_loss
-    from tasr.model import SpeechRecognizer
-    from tasr.text import CharTokenizer
-    from tasr.train import DEFAULTS, _merge
-
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     config = json.loads(json.dumps(DEFAULTS))
-    _merge(config, job["config"], "config")
+    merge(config, job["config"], "config")
     config["model"].setdefault("encoder", {})
     config["model"]["encoder"]["left"], config["model"]["encoder"]["right"] = job["context"]
     config["model"]["encoder"]["dropout"] = config["model"]["encoder"].get("dropout", 0.1)
@@ -109,10 +110,6 @@ def measure(job: dict) -> dict:
 
 def attention_backend(model, batch: int, frames: int) -> str:
     """The attention backend `auto` picks for this model and `frames` subsampled frames."""
-    import torch
-
-    from models.attention import choose_backend
-
     attention = model.encoder.blocks[0].attention
     if attention.backend != "auto":
         return attention.backend
@@ -152,17 +149,12 @@ def add_arguments(parser):
 
 
 def main(args):
-    from tasr.train import load_config
-
     config = load_config(args.config) if args.config else {}
     contexts = [parse_context(c) for c in args.contexts]
     if (None, None) not in contexts:
         contexts.append((None, None))  # the reference every row is compared with
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise TasrError("--device cuda: no GPU is available")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise TasrError("--device cuda: no GPU is available")
     rows = []
     for seconds in args.seconds:
         for context in contexts:
@@ -194,8 +186,6 @@ def main(args):
             line += f"{row[memory_key] / max(full[memory_key], 1e-9):>15.2f}x"
         print(line)
     if args.out:
-        from tasr.files import write_text
-
         write_text(args.out, json.dumps(rows, indent=1))
     if args.check:
         longest = max(args.seconds)

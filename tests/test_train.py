@@ -17,10 +17,14 @@ import soundfile
 import torch
 import yaml
 
-from tasr import train
 from tasr.cli import main
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer
+from tasr.training.checkpoints import load_checkpoint, save_checkpoint
+from tasr.training.config import DEFAULTS, check_config, load_config
+from tasr.training.log import TrainLog
+from tasr.training.optim import learning_rate
+from tasr.training.rng import rng_state, seed_everything, set_rng_state
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -92,23 +96,23 @@ def small_run(tmp_path_factory):
 
 def test_config_defaults_file_and_overrides(tmp_path):
     path = write_config(tmp_path / "c.yaml", TINY)
-    config = train.load_config(path, ["optim.lr=5e-4", "model.encoder.left=null", "speed_perturb=[0.9,1.0,1.1]"])
+    config = load_config(path, ["optim.lr=5e-4", "model.encoder.left=null", "speed_perturb=[0.9,1.0,1.1]"])
     assert config["optim"]["lr"] == 5e-4 and config["optim"]["warmup_steps"] == 3
-    assert config["optim"]["betas"] == train.DEFAULTS["optim"]["betas"]
+    assert config["optim"]["betas"] == DEFAULTS["optim"]["betas"]
     assert config["model"]["encoder"]["left"] is None and config["model"]["encoder"]["right"] == 1
     assert config["speed_perturb"] == [0.9, 1.0, 1.1]
     with pytest.raises(TasrError, match="unknown setting optim.learning_rate"):
-        train.load_config(path, ["optim.learning_rate=1"])
+        load_config(path, ["optim.learning_rate=1"])
     with pytest.raises(TasrError, match="expected section.key=value"):
-        train.load_config(path, ["optim.lr"])
+        load_config(path, ["optim.lr"])
 
 
 def test_learning_rate_warms_up_then_decays():
     optim = {"lr": 1e-3, "warmup_steps": 10, "decay": "cosine", "min_lr": 1e-5}
-    lrs = [train.learning_rate(step, optim, 100) for step in range(100)]
+    lrs = [learning_rate(step, optim, 100) for step in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1e-5, rel=0.05)
-    assert train.learning_rate(399, {**optim, "decay": "inverse_sqrt"}, 100) == pytest.approx(1e-3 * (10 / 400) ** 0.5)
+    assert learning_rate(399, {**optim, "decay": "inverse_sqrt"}, 100) == pytest.approx(1e-3 * (10 / 400) ** 0.5)
 
 
 def test_rng_states_survive_weights_only_checkpoints(tmp_path):
@@ -116,18 +120,18 @@ def test_rng_states_survive_weights_only_checkpoints(tmp_path):
 
     import numpy as np
 
-    train.seed_everything(5)
-    train.save_checkpoint(tmp_path / "c.pt", {"model": {}, "step": 0, "rng": train.rng_state(torch.device("cpu"))})
+    seed_everything(5)
+    save_checkpoint(tmp_path / "c.pt", {"model": {}, "step": 0, "rng": rng_state(torch.device("cpu"))})
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
-    train.seed_everything(6)
-    train.set_rng_state(train.load_checkpoint(tmp_path / "c.pt")["rng"], torch.device("cpu"))
+    seed_everything(6)
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"], torch.device("cpu"))
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
 def test_broken_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "step-00000001.pt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(TasrError, match="step-00000001.pt: not a readable tasr checkpoint"):
-        train.load_checkpoint(tmp_path / "step-00000001.pt")
+        load_checkpoint(tmp_path / "step-00000001.pt")
 
 
 def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
@@ -135,7 +139,7 @@ def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
 
     torch.save({"model": {}, "step": 1, "payload": argparse.Namespace()}, tmp_path / "step-00000001.pt")
     with pytest.raises(TasrError) as error:
-        train.load_checkpoint(tmp_path / "step-00000001.pt")
+        load_checkpoint(tmp_path / "step-00000001.pt")
     assert "step-00000001.pt: not a tasr checkpoint" in str(error.value)
     assert "weights_only" not in str(error.value)
 
@@ -165,13 +169,13 @@ def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
 ])
 def test_config_values_of_the_wrong_type_are_named(override, message):
     with pytest.raises(TasrError) as error:
-        train.check_config(train.load_config(None, [override]))
+        check_config(load_config(None, [override]))
     assert str(error.value).startswith(f"config: {message}")
 
 
 def test_whole_numbers_written_as_floats_become_ints():
-    config = train.load_config(None, ["batching.max_frames=2e4", "epochs=3.0", "model.encoder.d_model=64.0"])
-    train.check_config(config)
+    config = load_config(None, ["batching.max_frames=2e4", "epochs=3.0", "model.encoder.d_model=64.0"])
+    check_config(config)
     assert config["batching"]["max_frames"] == 20000 and config["epochs"] == 3
     assert all(isinstance(v, int) for v in (config["batching"]["max_frames"], config["epochs"],
                                             config["model"]["encoder"]["d_model"]))
@@ -195,15 +199,15 @@ def test_a_torn_last_row_of_the_log_is_dropped_on_resume(tmp_path):
         with open(tmp_path / "train_log.csv", newline="") as f:
             return [r["step"] for r in csv.DictReader(f)]
 
-    log = train.TrainLog(tmp_path, None)
+    log = TrainLog(tmp_path, None)
     for step in (2, 4, 6):
         log.add(epoch=1, step=step, split="train", loss=1.0 / step, lr=1e-3)
     for torn in ("1700000000.0,1,", "1700000000.0,1,6,train,0.1"):  # killed while a row was written
         with open(tmp_path / "train_log.csv", "a") as f:
             f.write(torn)
-        train.TrainLog(tmp_path, 6)
+        TrainLog(tmp_path, 6)
         assert steps() == ["2", "4", "6"]
-    train.TrainLog(tmp_path, 4).add(epoch=1, step=6, split="train", loss=0.5, lr=1e-3)
+    TrainLog(tmp_path, 4).add(epoch=1, step=6, split="train", loss=0.5, lr=1e-3)
     assert steps() == ["2", "4", "6"]
 
 

@@ -15,13 +15,13 @@ from tasr.errors import TasrError
 
 # "words of the command": (module, one-line help)
 COMMANDS = {
-    "tokenizer": ("tasr.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
-    "cmvn": ("tasr.cmvn", "compute global CMVN statistics of a manifest"),
-    "train": ("tasr.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
-    "average": ("tasr.average", "average checkpoints into a model file"),
-    "decode": ("tasr.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
-    "lm": ("tasr.lm", "build a word n-gram language model (ARPA, Witten-Bell) from text files or manifests"),
-    "transcribe": ("tasr.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
+    "tokenizer": ("tasr.cli.tokenizer", "train a character or SentencePiece (bpe/unigram) tokenizer from manifest text"),
+    "cmvn": ("tasr.cli.cmvn", "compute global CMVN statistics of a manifest"),
+    "train": ("tasr.cli.train", "train a CTC model from manifests (checkpoints, resume, torchrun DDP)"),
+    "average": ("tasr.cli.average", "average checkpoints into a model file"),
+    "decode": ("tasr.cli.decode", "decode a manifest and score it: hypotheses, per-utterance errors, WER/CER, RTF"),
+    "lm": ("tasr.cli.lm", "build a word n-gram language model (ARPA, Witten-Bell) from text files or manifests"),
+    "transcribe": ("tasr.cli.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
     "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
     "bench attention": ("tasr.bench_attention", "measure attention time and memory against sequence length, per backend"),
     "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),

@@ -1,9 +1,8 @@
-"""Global CMVN statistics of a training set: `tasr cmvn --manifest train.jsonl --out cmvn.json [--config conf.yaml]`.
+"""Global CMVN statistics of a training set: the per-bin mean and variance of the model's own features.
 
-The features are the model's own front-end (`audio.Fbank` with the `model.fbank` options and
-`model.sample_rate` of the config), computed in batches; the per-bin mean and variance over all
-frames of (a random subset of) the utterances go to a JSON file that `tasr train --cmvn` reads.
-`tasr train` does the same by itself when it is not given one.
+The features come from the model's front-end (`audio.Fbank` [B, T, F] frames), computed in
+batches over all frames of (a random subset of) the utterances; the statistics are an
+`audio.GlobalCMVN`, saved as JSON (cmvn.json of a run, or the file `tasr cmvn` writes).
 """
 
 import sys
@@ -14,10 +13,7 @@ from tqdm import tqdm
 
 import audio
 from tasr import data
-from tasr.cli import at_least
-from tasr.device import CHOICES as DEVICES, pick_device
 from tasr.errors import TasrError
-from tasr.files import check_writable
 
 
 @torch.no_grad()
@@ -63,36 +59,10 @@ def load_cmvn(path):
         raise TasrError(f"CMVN file {path}: not readable CMVN statistics ({error})") from None
 
 
-def add_arguments(parser):
-    parser.add_argument("--manifest", required=True, help="training manifest (JSONL)")
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--config", help="training config whose model.sample_rate and model.fbank to use "
-                                         "(default: 16 kHz, 80 bins)")
-    parser.add_argument("--max-utterances", type=at_least(0), default=0,
-                        help="use this many random utterances (0: all)")
-    parser.add_argument("--max-frames", type=at_least(1), default=20000, help="padded frames per batch")
-    parser.add_argument("--num-workers", type=at_least(0), default=2, help="audio loading processes")
-    parser.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: cuda if available)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
-                        help="settings that replace the config's, as for tasr train")
-
-
-def main(args):
-    from tasr.train import check_config, load_config
-
-    config = load_config(args.config, args.overrides)
-    check_config(config)
-    check_writable(args.out)
-    model = config["model"]
-    sample_rate = int(model.get("sample_rate", 16000))
+def frontend_of(model_config: dict):
+    """(the `audio.Fbank` front-end, its sample rate in Hz) of a config's `model` section, as the model builds them."""
+    sample_rate = int(model_config.get("sample_rate", 16000))
     try:
-        frontend = audio.Fbank(sample_rate=sample_rate, **dict(model.get("fbank") or {}))
+        return audio.Fbank(sample_rate=sample_rate, **dict(model_config.get("fbank") or {})), sample_rate
     except (TypeError, ValueError) as error:
         raise TasrError(f"model config, fbank: {error}") from None
-    device = pick_device(args.device)
-    items = data.read_manifest(args.manifest, require_text=False)
-    stats = compute_cmvn(frontend, sample_rate, items, args.max_utterances, args.seed, args.max_frames,
-                         args.num_workers, device)
-    stats.save(args.out)
-    print(f"wrote {args.out}")

@@ -7,7 +7,10 @@ blank (id 0) and <unk> (id 1). The output is a JSON file that `tasr train --toke
 Normalisation: see `tasr.text` (NFKC, single spaces, case kept unless --lowercase).
 """
 
+from tasr import data
 from tasr.errors import TasrError
+from tasr.files import check_writable
+from tasr.text import save_tokenizer, train_tokenizer
 
 
 def add_arguments(parser):
@@ -20,10 +23,6 @@ def add_arguments(parser):
 
 
 def main(args):
-    from tasr import data
-    from tasr.files import check_writable
-    from tasr.text import save_tokenizer, train_tokenizer
-
     if not args.manifest and not args.text:
         raise TasrError("give at least one --manifest or --text")
     if args.kind != "char" and args.vocab_size < 3:
