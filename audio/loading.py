@@ -1,7 +1,14 @@
-"""Reading audio into a mono float32 waveform at the model's sample rate."""
+"""Reading audio into a mono float32 waveform at the model's sample rate: libsndfile first, FFmpeg for the rest.
 
+libsndfile reads wav, flac, ogg (vorbis, opus), mp3, aiff, SPHERE, ... exactly and fast; a file whose
+format it does not recognise goes to FFmpeg (audio/ffmpeg.py): m4a/AAC, mp4/mov (the audio track of
+a video), webm/mkv, wma, amr and whatever else FFmpeg decodes.
+"""
+
+import contextlib
 import io
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile
@@ -9,8 +16,21 @@ import soxr
 import torch
 
 from audio.errors import AudioError
+from audio.ffmpeg import FFmpegReader
 
 WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data chunk sizes that streaming writers leave in a WAV header
+NOT_FOR_LIBSNDFILE = (1, 4)  # libsndfile's "format not recognised" and "unsupported encoding": FFmpeg's turn
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an audio file holds: `duration` in seconds (exact with libsndfile; as the container declares it
+    with FFmpeg, None where it does not), `sample_rate` in Hz, `channels`, and `codec` (and who decodes it)."""
+
+    duration: float | None
+    sample_rate: int
+    channels: int
+    codec: str
 
 
 def load(source, sample_rate: int = 16000, offset: float = 0.0, duration: float | None = None) -> torch.Tensor:
@@ -18,38 +38,27 @@ def load(source, sample_rate: int = 16000, offset: float = 0.0, duration: float 
 
     `source` is one of:
       - a path (str or os.PathLike; any name the file system allows, UTF-8 or not) to anything
-        libsndfile reads (wav, flac, ogg, mp3, ...);
+        libsndfile reads (wav, flac, ogg, mp3, ...) or FFmpeg decodes (m4a/AAC, mp4, mov, webm/opus,
+        wma, amr, ...: the first audio stream);
       - raw encoded bytes, or a binary file object;
       - a `(waveform, rate)` pair, waveform `[N]` or `[C, N]` (channels first), tensor or numpy array.
 
-    `offset` and `duration` (seconds) read only that part: a file is seeked, never read whole.
-    Several channels are averaged to one. A file at another rate is resampled with soxr (high quality).
-    A valid file with no samples gives an empty tensor. Raises `AudioError` naming the source and the
-    reason for a missing, empty (0 bytes), truncated, non-audio or unsupported file, an offset past
-    the end, or non-finite samples. A WAV file whose data chunk is shorter than its header says is
-    truncated: an error, never read in part (commands skip it, or stop, as for any corrupt file).
+    `offset` and `duration` (seconds) read only that part: a file is seeked, never read whole (FFmpeg:
+    to the container's timestamp precision, see audio/ffmpeg.py). Several channels are averaged to one.
+    A file at another rate is resampled with soxr (high quality). A valid file with no samples gives an
+    empty tensor. Raises `AudioError` naming the source and the reason for a missing, empty (0 bytes),
+    truncated, corrupt, non-audio or unsupported file, one with no audio stream or an unknown codec, an
+    offset past the end, or non-finite samples. A file shorter than its header says (a WAV data chunk,
+    an mp4/webm/wma index) is truncated: an error, never read in part.
     """
-    if sample_rate is None or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    check_read_arguments(sample_rate, offset, duration)
     if isinstance(source, tuple):
-        name = "waveform"
-        if len(source) != 2:
-            raise AudioError(f"{name}: expected a (waveform, rate) pair, got a tuple of {len(source)} items")
-        samples, rate = source
-        samples = samples.detach().cpu().numpy() if isinstance(source[0], torch.Tensor) else np.asarray(samples)
-        if samples.ndim == 2:
-            samples = samples.mean(axis=0)
-        elif samples.ndim != 1:
-            raise AudioError(f"{name}: expected shape [N] or [channels, N], got {list(samples.shape)}")
-        start = round(offset * rate)
-        if offset > 0 and start >= len(samples):
-            raise AudioError(f"{name}: offset {offset} s is past the end ({len(samples) / rate:.2f} s)")
-        stop = None if duration is None else start + round(duration * rate)
-        samples = samples[start:stop].astype(np.float32, copy=False)
+        name, samples, rate = _from_pair(source, offset, duration)
     else:
-        name, samples, rate = _read(source, offset, duration)
-        if samples.ndim == 2:
-            samples = samples.mean(axis=1)  # soundfile gives [N, channels]
+        with open_audio(source) as reader:
+            name, rate = reader.name, reader.sample_rate
+            pieces = list(reader.pieces(offset, duration))
+        samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0] if pieces else np.zeros(0, np.float32)
     if not np.isfinite(samples).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
     if rate != sample_rate and samples.size > 0:
@@ -57,8 +66,130 @@ def load(source, sample_rate: int = 16000, offset: float = 0.0, duration: float 
     return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
 
 
-def _read(source, offset: float, duration: float | None):
-    """(name for messages, samples [N] or [N, C] float32, rate) from a path, bytes or a file object."""
+def info(source) -> AudioInfo:
+    """Duration, sample rate, channels and codec of a path, bytes or binary file object, without decoding it.
+
+    Raises AudioError as `load` does."""
+    with open_audio(source) as reader:
+        return AudioInfo(reader.duration, reader.sample_rate, reader.channels, reader.codec)
+
+
+@contextlib.contextmanager
+def open_audio(source):
+    """Open a path, bytes or binary file object for reading: a `SndfileReader` where libsndfile knows the
+    format, else an `FFmpegReader` (audio/ffmpeg.py). Both have `name`, `sample_rate`, `channels`, `duration`,
+    `codec` and `pieces(offset, duration, frames)`. Use as a context manager; raises AudioError."""
+    name, file, owned = _open_source(source)
+    try:
+        with _reader(file, name) as reader:
+            yield reader
+    finally:
+        if owned:
+            file.close()
+
+
+class SndfileReader:
+    """A file libsndfile reads. Raises AudioError, or `_NotForLibsndfile` for formats it does not know."""
+
+    def __init__(self, file, name: str):
+        self.name = name
+        try:
+            self.file = soundfile.SoundFile(file)
+        except soundfile.LibsndfileError as error:
+            if error.code in NOT_FOR_LIBSNDFILE:
+                raise _NotForLibsndfile(_libsndfile_reason(error)) from None
+            raise AudioError(f"{name}: unreadable or truncated audio ({_libsndfile_reason(error)})") from None
+        except (RuntimeError, TypeError, ValueError) as error:
+            raise AudioError(f"{name}: unreadable audio ({error})") from None
+        f = self.file
+        self.sample_rate, self.channels = f.samplerate, f.channels
+        self.duration = f.frames / f.samplerate
+        self.codec = f"{f.format} {f.subtype} (libsndfile)"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def pieces(self, offset: float = 0.0, duration: float | None = None, frames: int | None = None):
+        """Mono float32 pieces `[n]` at `sample_rate`, from `offset` for `duration` seconds (None: to the end),
+        `frames` samples each (None: all in one piece)."""
+        f = self.file
+        start = round(offset * f.samplerate)
+        if offset > 0 and start >= f.frames:
+            raise AudioError(f"{self.name}: offset {offset} s is past the end ({f.frames / f.samplerate:.2f} s)")
+        left = -1 if duration is None else round(duration * f.samplerate)
+        try:
+            if start:
+                f.seek(start)
+            while left != 0:
+                count = left if frames is None else frames if left < 0 else min(frames, left)
+                data = f.read(count, dtype="float32", always_2d=False)
+                if not len(data):
+                    break
+                yield data.mean(axis=1) if data.ndim == 2 else data  # soundfile gives [n, channels]
+                left = max(0, left - len(data)) if left > 0 else left
+                if frames is None:
+                    break
+        except soundfile.LibsndfileError as error:
+            raise AudioError(f"{self.name}: unreadable or truncated audio ({_libsndfile_reason(error)})") from None
+        except (RuntimeError, TypeError, ValueError) as error:
+            raise AudioError(f"{self.name}: unreadable audio ({error})") from None
+
+
+class _NotForLibsndfile(Exception):
+    """libsndfile does not know this format (or encoding): FFmpeg may."""
+
+
+def _reader(file, name: str):
+    """A SndfileReader, else (for formats libsndfile does not know, in a seekable file) an FFmpegReader."""
+    _check_wav_length(file, name)
+    start = file.tell() if hasattr(file, "seekable") and file.seekable() else None
+    try:
+        return SndfileReader(file, name)
+    except _NotForLibsndfile as reason:
+        if start is None:
+            raise AudioError(f"{name}: not an audio file that libsndfile can read ({reason}); FFmpeg needs a "
+                             "seekable file") from None
+    file.seek(start)
+    return FFmpegReader(file, name)
+
+
+def _libsndfile_reason(error) -> str:
+    return str(error.error_string) if getattr(error, "error_string", None) else str(error)
+
+
+def check_read_arguments(sample_rate, offset, duration):
+    """Raise ValueError for a sample rate that is not positive, or a negative offset or duration (seconds)."""
+    if sample_rate is None or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    if not offset >= 0:
+        raise ValueError(f"offset must be >= 0 seconds, got {offset!r}")
+    if duration is not None and not duration >= 0:
+        raise ValueError(f"duration must be >= 0 seconds or None, got {duration!r}")
+
+
+def _from_pair(source: tuple, offset: float, duration: float | None):
+    """(name, samples [N] float32, rate) of a (waveform [N] or [C, N], rate) pair, from `offset` for `duration` s."""
+    name = "waveform"
+    if len(source) != 2:
+        raise AudioError(f"{name}: expected a (waveform, rate) pair, got a tuple of {len(source)} items")
+    samples, rate = source
+    samples = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0)
+    elif samples.ndim != 1:
+        raise AudioError(f"{name}: expected shape [N] or [channels, N], got {list(samples.shape)}")
+    start = round(offset * rate)
+    if offset > 0 and start >= len(samples):
+        raise AudioError(f"{name}: offset {offset} s is past the end ({len(samples) / rate:.2f} s)")
+    stop = None if duration is None else start + round(duration * rate)
+    return name, samples[start:stop].astype(np.float32, copy=False), rate
+
+
+def _open_source(source):
+    """(name for messages, binary file object, whether we opened it) for a path, bytes or a file object."""
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if not os.path.exists(name):
@@ -68,45 +199,16 @@ def _read(source, offset: float, duration: float | None):
         if os.path.getsize(name) == 0:
             raise AudioError(f"{name}: empty file (0 bytes)")
         try:  # Python opens any name; libsndfile cannot open names that are not UTF-8
-            file = open(name, "rb")
+            return name, open(name, "rb"), True
         except (OSError, ValueError) as error:
             raise AudioError(f"{name}: cannot open ({getattr(error, 'strerror', None) or error})") from None
-        with file:
-            return name, *_decode(file, name, offset, duration)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise AudioError("<bytes>: empty (0 bytes)")
-        name = f"<{len(source)} bytes>"
-        return name, *_decode(io.BytesIO(bytes(source)), name, offset, duration)
+        return f"<{len(source)} bytes>", io.BytesIO(bytes(source)), True
     if hasattr(source, "read"):
-        name = getattr(source, "name", None) or "<file object>"
-        return name, *_decode(source, name, offset, duration)
+        return getattr(source, "name", None) or "<file object>", source, False
     raise AudioError(f"cannot read audio from a {type(source).__name__}: give a path, bytes, a file object or a (waveform, rate) pair")
-
-
-def _decode(file, name: str, offset: float, duration: float | None):
-    """(samples [N] or [N, C] float32, rate) of an open binary file, from `offset` for `duration` seconds."""
-    _check_wav_length(file, name)
-    try:
-        with soundfile.SoundFile(file) as f:
-            start = round(offset * f.samplerate)
-            if offset > 0 and start >= f.frames:
-                raise AudioError(f"{name}: offset {offset} s is past the end ({f.frames / f.samplerate:.2f} s)")
-            if start:
-                f.seek(start)
-            frames = -1 if duration is None else round(duration * f.samplerate)
-            return f.read(frames, dtype="float32", always_2d=False), f.samplerate
-    except AudioError:
-        raise
-    except soundfile.LibsndfileError as error:
-        reason = str(error.error_string) if getattr(error, "error_string", None) else str(error)
-        if "Format not recognised" in reason or "unknown format" in reason.lower():
-            reason = "not an audio file that libsndfile can read (format not recognised)"
-        else:
-            reason = f"unreadable or truncated audio ({reason})"
-        raise AudioError(f"{name}: {reason}") from None
-    except (RuntimeError, TypeError, ValueError) as error:
-        raise AudioError(f"{name}: unreadable audio ({error})") from None
 
 
 def _check_wav_length(file, name: str) -> None:

@@ -72,6 +72,8 @@ def truncated_attention(
     query block of the chunked backend.
     """
     _check_inputs(q, k, v, left, right, lengths, score, normalize, additive_weight)
+    if torch.compiler.is_exporting():  # torch.export / ONNX: one graph for every length
+        return traceable_attention(q, k, v, left, right, lengths, score, normalize, additive_weight, block_size)
     if backend == "auto":
         backend = choose_backend(q, left, right, score, normalize, dropout_p)
     if backend == "dense":
@@ -161,6 +163,60 @@ def chunked_attention(q, k, v, left, right, lengths=None, score="dot", normalize
     if score == "dot" and normalize == "softmax" and not dropout_p:
         return _ChunkedSoftmaxAttention.apply(q, k, v, lengths, left, right, C)
     return _chunked_autograd(q, k, v, left, right, lengths, score, normalize, additive_weight, dropout_p, C)
+
+
+def traceable_attention(q, k, v, left, right, lengths=None, score="dot", normalize="softmax",
+                        additive_weight=None, block_size=None):
+    """The chunked backend's arithmetic in plain tensor operations, for `torch.export` and ONNX.
+
+    One graph serves every length: no Python loop or branch on T and no custom autograd Function
+    (what `truncated_attention` runs while exporting). With finite `left` and `right`, queries go
+    in blocks of C against the W = C + left + right keys their band can reach, gathered by index:
+    scores are `[B, H, T, W]`, memory O(T·W), no `[T, T]` mask. An unlimited side (None) needs the
+    `[T, T]` band, the cost of full attention itself.
+    """
+    B, H, T, D = q.shape
+    if left is None or right is None:
+        return _traceable_full_attention(q, k, v, left, right, lengths, score, normalize, additive_weight)
+    C = block_size or default_block_size(left, right)
+    W = C + left + right
+    n = (T + C - 1) // C  # blocks
+    pad = n * C - T
+    q_blocks = F.pad(q, (0, 0, 0, pad)).reshape(B, H, n, C, D)
+    index = torch.arange(n, device=q.device)[:, None] * C + torch.arange(W, device=q.device)  # [n, W] key rows
+    k_win = F.pad(k, (0, 0, left, pad + right))[:, :, index]  # [B, H, n, W, D]
+    v_win = F.pad(v, (0, 0, left, pad + right))[:, :, index]
+    frame = index - left  # the frame each key row holds
+    key_valid = (frame >= 0) & (frame < (T if lengths is None else lengths.to(q.device)[:, None, None]))
+    offset = torch.arange(W, device=q.device)[None, :] - torch.arange(C, device=q.device)[:, None]
+    band = (offset >= 0) & (offset <= left + right)  # [C, W]: query a of a block sees key b
+    mask = band & key_valid.view(-1, 1, n, 1, W)  # [B or 1, 1, n, C, W]
+    scores = _scores(q_blocks, k_win, score, additive_weight)  # [B, H, n, C, W]
+    weights = _normalize(scores, mask, normalize).to(v.dtype)
+    out = (weights @ v_win).reshape(B, H, n * C, D)[:, :, :T]
+    return out.masked_fill(~_traceable_valid(lengths, T, q.device)[:, None, :, None], 0.0)
+
+
+def _traceable_full_attention(q, k, v, left, right, lengths, score, normalize, additive_weight):
+    """`traceable_attention` with an unlimited side: the `[T, T]` band mask, O(T²) memory."""
+    T = q.shape[2]
+    t = torch.arange(T, device=q.device)
+    offset = t[None, :] - t[:, None]  # key - query, [T, T]
+    band = torch.ones_like(offset, dtype=torch.bool)
+    if left is not None:
+        band = band & (offset >= -left)
+    if right is not None:
+        band = band & (offset <= right)
+    valid = _traceable_valid(lengths, T, q.device)  # [B or 1, T]
+    mask = band & (valid[:, None, None, :] | ~valid[:, None, :, None])  # padded queries see padded keys
+    weights = _normalize(_scores(q, k, score, additive_weight), mask, normalize).to(v.dtype)
+    return (weights @ v).masked_fill(~valid[:, None, :, None], 0.0)
+
+
+def _traceable_valid(lengths, T, device):
+    """`[B, T]` bool (or `[1, T]` all True without lengths), with no Python branch on T."""
+    t = torch.arange(T, device=device)[None, :]
+    return t >= 0 if lengths is None else t < lengths.to(device)[:, None]
 
 
 class _Bands:
@@ -417,10 +473,11 @@ class TruncatedMultiHeadAttention(nn.Module):
     def project(self, x: torch.Tensor, offset: int = 0):
         """`x [B, T, d_model]` (frame t at position offset + t) -> q, k, v `[B, H, T, D]`, rotated."""
         B, T, _ = x.shape
-        q, k, v = self.in_proj(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.rotary is not None:
-            q, k = self.rotary(q, offset), self.rotary(k, offset)
-        return q, k, v
+        qkv = self.in_proj(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rotary is None:
+            return qkv.unbind(0)
+        q, k = self.rotary(qkv[:2], offset)  # one rotation for both
+        return q, k, qkv[2]
 
     def merge(self, heads: torch.Tensor) -> torch.Tensor:
         """`[B, H, T, D]` -> output projection `[B, T, d_model]`."""
@@ -453,9 +510,10 @@ class TruncatedAttentionStream:
     Feed frames as they arrive with `feed(x [B, n, d_model])`; it returns the outputs of every
     frame whose `right` future frames have now been seen (`[B, m, d_model]`, m may be 0).
     `flush()` returns the outputs of the remaining frames at the end of the stream. Together
-    they equal the offline module on the concatenated input. The cache keeps keys and values
-    of the last `left` frames before the first pending frame, plus the pending frames: memory
-    is O(left + right + chunk), whatever the length of the stream (unbounded if left is None).
+    they equal the offline module on the concatenated input. Queries and keys are rotated at
+    their absolute positions. The cache keeps keys and values of the last `left` frames before
+    the first pending frame, plus the pending frames: memory is O(left + right + chunk),
+    whatever the length of the stream (unbounded if left is None).
     """
 
     def __init__(self, module: TruncatedMultiHeadAttention):
@@ -464,6 +522,7 @@ class TruncatedAttentionStream:
         self.emitted = 0  # frames whose output was returned
         self.cache_start = 0  # position of the first cached key
         self.q = self.k = self.v = None  # pending queries [B, H, received - emitted, D]; keys/values from cache_start
+        self.band = (None, None)  # (geometry, mask) of the last call: the same in steady state
 
     @torch.no_grad()
     def feed(self, x: torch.Tensor) -> torch.Tensor:
@@ -479,22 +538,33 @@ class TruncatedAttentionStream:
     def flush(self) -> torch.Tensor:
         return self._emit(self.received)
 
+    def _mask(self, n: int) -> torch.Tensor:
+        """[n, keys] bool: which cached keys each of the next n pending queries sees."""
+        m = self.module
+        geometry = (n, self.received - self.cache_start, self.emitted - self.cache_start)
+        if self.band[0] != geometry:
+            keys = torch.arange(self.cache_start, self.received, device=self.k.device)
+            offset = keys[None, :] - torch.arange(self.emitted, self.emitted + n, device=self.k.device)[:, None]
+            mask = torch.ones_like(offset, dtype=torch.bool)
+            if m.left is not None:
+                mask &= offset >= -m.left
+            if m.right is not None:
+                mask &= offset <= m.right
+            self.band = (geometry, mask)
+        return self.band[1]
+
     def _emit(self, ready: int) -> torch.Tensor:
         m = self.module
         n = ready - self.emitted
         if n == 0 or self.q is None:
             width = 0 if self.q is None else self.q.shape[0]
             return torch.zeros(width, 0, m.d_model, dtype=m.out_proj.weight.dtype, device=m.out_proj.weight.device)
-        queries = torch.arange(self.emitted, ready, device=self.k.device)
-        keys = torch.arange(self.cache_start, self.received, device=self.k.device)
-        offset = keys[None, :] - queries[:, None]
-        mask = torch.ones_like(offset, dtype=torch.bool)
-        if m.left is not None:
-            mask &= offset >= -m.left
-        if m.right is not None:
-            mask &= offset <= m.right
-        scores = _scores(self.q[:, :, :n], self.k, m.score, m.additive_weight)
-        heads = _normalize(scores, mask, m.normalize).to(self.v.dtype) @ self.v
+        mask = self._mask(n)
+        if m.score == "dot" and m.normalize == "softmax":
+            heads = F.scaled_dot_product_attention(self.q[:, :, :n], self.k, self.v, attn_mask=mask)
+        else:
+            scores = _scores(self.q[:, :, :n], self.k, m.score, m.additive_weight)
+            heads = _normalize(scores, mask, m.normalize).to(self.v.dtype) @ self.v
         self.emitted = ready
         self.q = self.q[:, :, n:]
         if m.left is not None and self.emitted - m.left > self.cache_start:

@@ -6,6 +6,8 @@ translation-invariant, so processing a window of a recording gives the same outp
 processing the whole recording for every frame whose context lies inside the window.
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,6 +36,8 @@ class RotaryEmbedding(nn.Module):
         inv_freq = self.base ** (-torch.arange(half, dtype=torch.float64, device=x.device) * 2 / D)
         positions = torch.arange(offset, offset + T, dtype=torch.float64, device=x.device)
         angles = positions[:, None] * inv_freq[None, :]  # [T, D/2]
+        if torch.compiler.is_exporting():  # ONNX runtimes often lack float64 cos/sin: reduce to [0, 2π) first
+            angles = torch.remainder(angles, 2 * math.pi).float()
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         x1, x2 = x[..., :half], x[..., half:]
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)

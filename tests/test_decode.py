@@ -6,6 +6,7 @@ import soundfile
 import torch
 
 import audio
+import corpora
 from models.ctc import ctc_loss
 from tasr.cli import main
 from tasr.decode import arpa_words
@@ -13,7 +14,7 @@ from tasr.scoring import error_report, score
 from tasr.model import SpeechRecognizer
 from tasr.text import load_tokenizer, train_tokenizer
 
-FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
+FSDD = corpora.fsdd.root / "recordings"
 WORDS = "zero one two three four five six seven eight nine".split()
 NAMES = ["0_george_0", "3_jackson_1", "5_lucas_2", "7_nicolas_3"]
 CONFIG = {
@@ -23,7 +24,7 @@ CONFIG = {
                 "right": 2, "dropout": 0.0, "subsampling_channels": 16},
 }
 
-needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found in {FSDD}")
+needs_fsdd = pytest.mark.usefixtures("fsdd_root")
 
 
 def write_manifest(folder: Path, names, broken=False) -> Path:
@@ -174,6 +175,7 @@ def test_an_out_folder_that_cannot_be_written_is_an_error_naming_it(tmp_path, ca
     assert os.listdir(tmp_path / "o") == []
 
 
+@pytest.mark.slow
 @needs_fsdd
 def test_encoder_and_ctc_overfit_a_few_digits():
     """A tiny Conformer-CTC learns three real recordings by heart (greedy output = transcripts)."""

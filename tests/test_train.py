@@ -17,6 +17,8 @@ import soundfile
 import torch
 import yaml
 
+import corpora
+from model_helpers import TINY_ENCODER
 from tasr.cli import main
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer
@@ -27,16 +29,15 @@ from tasr.training.optim import learning_rate
 from tasr.training.rng import rng_state, seed_everything, set_rng_state
 
 REPO = Path(__file__).resolve().parents[1]
-FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+FSDD = corpora.fsdd.root / "recordings"
 WORDS = "zero one two three four five six seven eight nine".split()
 
-pytestmark = [pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found beside the repository"),
+pytestmark = [pytest.mark.usefixtures("fsdd_root"),
               pytest.mark.usefixtures("one_thread")]
 
 TINY = {
     "model": {"sample_rate": 8000,
-              "encoder": {"block": "conformer", "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64,
-                          "subsampling_channels": 8, "conv_kernel": 3, "left": 4, "right": 1, "dropout": 0.0}},
+              "encoder": {**TINY_ENCODER, "left": 4}},
     "optim": {"lr": 3e-3, "warmup_steps": 3, "decay": "cosine"},
     "batching": {"max_frames": 250, "num_workers": 0},
     "epochs": 3,
@@ -213,6 +214,7 @@ def test_a_torn_last_row_of_the_log_is_dropped_on_resume(tmp_path):
 
 # ---------------------------------------------------------------- what the issue asks
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_few_utterances_to_cer_zero(tmp_path):
     manifest = valid = fsdd_manifest(tmp_path / "train.jsonl", speaker="jackson", digits=range(8))
     config = write_config(tmp_path / "c.yaml", TINY, model__encoder={
@@ -334,6 +336,7 @@ def test_an_exp_dir_that_cannot_be_written_or_a_full_disk_is_an_error_naming_it(
     assert not (tmp_path / "full" / "checkpoints").exists()  # no empty folder left behind
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(small_run, tmp_path):
     """torchrun --nproc_per_node 2 (gloo): each process takes half of every global batch."""
     manifest = small_run / "train.jsonl"

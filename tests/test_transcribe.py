@@ -12,12 +12,14 @@ import soundfile
 import soxr
 import torch
 
+import corpora
+from model_helpers import TINY_ENCODER
+from subtitle_helpers import parse_srt, parse_vtt
 from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.text import CharTokenizer
-from test_subtitles import parse_srt, parse_vtt
 
-FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
+FSDD = str(corpora.fsdd.root / "recordings")
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
@@ -28,8 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def model_file(tmp_path_factory):
     torch.manual_seed(2)
     config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
-              "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "subsampling_channels": 8,
-                          "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
+              "encoder": {**TINY_ENCODER, "n_layers": 2, "conv_kernel": 7, "right": 2}}
     model = SpeechRecognizer(config, CharTokenizer(list(" efinorstuvwxz")))
     with torch.no_grad():  # favour blank a little so that words and pauses alternate
         model.ctc.linear.bias[0] += 1.0
@@ -39,9 +40,9 @@ def model_file(tmp_path_factory):
 
 
 def fsdd(pattern, n):
+    corpora.fsdd.require()
     files = sorted(glob.glob(os.path.join(FSDD, pattern)))[:n]
-    if len(files) < n:
-        pytest.skip("FSDD not found beside the repository")
+    assert len(files) == n, f"{FSDD} holds fewer than {n} files {pattern}"
     return files
 
 

@@ -11,14 +11,15 @@ import soundfile
 import torch
 
 import audio
+import corpora
 from models.ctc import ctc_loss
+from subtitle_helpers import parse_srt
 from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.text import CharTokenizer
 from tasr.timestamps import Word, energy_db, greedy_spans, pause_chunks, snap_to_sound, words_from_spans
-from test_subtitles import parse_srt
 
-FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
+FSDD = str(corpora.fsdd.root / "recordings")
 NAMES = "zero one two three four five six seven eight nine".split()
 
 
@@ -75,9 +76,9 @@ def joined_digits(clips, n, rng, rate=8000):
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """A tiny model trained for 200 steps on one speaker's digits joined with pauses (overfits, on purpose)."""
+    corpora.fsdd.require()
     files = sorted(glob.glob(os.path.join(FSDD, "*_george_*.wav")))[::10][:30]
-    if len(files) < 30:
-        pytest.skip("FSDD not found beside the repository")
+    assert len(files) == 30, f"{FSDD} holds fewer than 300 recordings of george"
     torch.manual_seed(0)
     rng = random.Random(0)
     clips = [(audio.load(f, 8000), NAMES[int(os.path.basename(f)[0])]) for f in files]
@@ -118,6 +119,7 @@ def boundary_errors(data, truth):
     return np.array(errors)
 
 
+@pytest.mark.slow
 def test_word_times_match_true_digit_boundaries(digits):
     root, truth = digits
     assert main(["transcribe", str(root / "model.pt"), str(root / "digits.wav"), "-f", "all", "-q"]) == 0

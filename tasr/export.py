@@ -1,0 +1,325 @@
+"""A tasr model as ONNX, for onnxruntime and sherpa-onnx.
+
+`export(model, folder, int8=False)` writes into `folder`:
+
+- `model.onnx`: global CMVN, encoder and CTC head in one graph (made by `torch.export` through
+  `torch.onnx.export(dynamo=True)`, opset 18). Inputs: `x` float32 [N, T, F], Kaldi fbank frames
+  computed with the model's front-end options from waveforms in [-1, 1], and `x_lens` int64 [N]
+  (frames). Outputs: `log_probs` float32 [N, T', V] and `log_probs_len` int64 [N]. N and T are
+  dynamic (T at least `min_frames` of the metadata: 7 frames for 4x subsampling). Truncated
+  attention is the chunked backend's arithmetic (`models.attention.traceable_attention`):
+  memory grows linearly with T, there is no [T, T] mask.
+- `model.int8.onnx` (int8=True): the same graph with int8 weights in its matrix products
+  (onnxruntime dynamic quantisation; activations are quantised on the fly).
+- `tokens.txt`: "token id" lines as sherpa-onnx reads them: `<blank>` id 0 (sherpa-onnx's greedy
+  search finds the blank by that name), the word boundary "▁" (sherpa-onnx turns a token's leading
+  "▁" into a space), `<unk>` written "⁇" as tasr writes it in text.
+
+The metadata (`metadata(model)`, string values) carries what a runtime needs: sherpa-onnx's
+`model_type`, `vocab_size` and `subsampling_factor`; the sample rate and every Kaldi fbank option
+(`fbank`, JSON); the tasr config and tokenizer (JSON), so that `OnnxModel(folder)` needs no `.pt` file.
+
+sherpa-onnx: the model is of its "zipformer2_ctc" kind, the offline CTC kind whose features
+sherpa-onnx takes from the caller's `FeatureExtractorConfig` as they are (Kaldi fbank, povey window,
+preemphasis 0.97, samples in [-1, 1]). sherpa-onnx reads no feature option from the metadata, and
+its defaults differ from Kaldi's (and tasr's) in two: `high_freq` -400 (Kaldi 0) and `snip_edges`
+false (Kaldi true); `sherpa_recognizer(folder)` sets both from the metadata. Its "wenet_ctc" kind
+would multiply samples by 32768 and force dither 1 (random noise), its NeMo kinds use librosa-style
+features. `sherpa_incompatibilities(model)` lists the front-end options sherpa-onnx cannot follow.
+"""
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+
+import torch
+from torch import nn
+
+import audio
+from models.ctc import BLANK, greedy_decode
+from tasr import __version__
+from tasr.errors import TasrError
+from tasr.files import atomic_write, make_folder
+from tasr.text import UNK, tokenizer_from_state
+
+MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENS_FILE = "tokens.txt"
+OPSET = 18  # onnxruntime >= 1.14 runs it (sherpa-onnx ships 1.17 and later)
+INPUTS = ("x", "x_lens")
+OUTPUTS = ("log_probs", "log_probs_len")
+SHERPA_MODEL_TYPE = "zipformer2_ctc"
+UNK_TEXT = "⁇"  # how tasr's tokenizers write <unk> in text
+EXAMPLE_FRAMES = 400  # length of the example input the graph is traced with (any length works after)
+QUANTIZED_OPS = ("MatMul",)  # icefall and sherpa-onnx quantise these; Conv stays float (ConvInteger is slow)
+# Front-end options sherpa-onnx's Python API cannot set, with the value it always uses
+# (kaldi-native-fbank's defaults): a model with another value is not decoded right there.
+SHERPA_FIXED = {
+    "frame_length": 25.0, "frame_shift": 10.0, "preemphasis_coefficient": 0.97, "remove_dc_offset": True,
+    "window_type": "povey", "round_to_power_of_two": True, "blackman_coeff": 0.42, "vtln_warp": 1.0,
+    "use_energy": False, "energy_floor": 0.0, "use_log_fbank": True, "use_power": True, "subtract_mean": False,
+}
+
+
+class ExportedGraph(nn.Module):
+    """What `model.onnx` holds: CMVN + encoder + CTC head of a `SpeechRecognizer` (eval mode).
+
+    `forward(feats [N, T, F], lengths [N] frames) -> (log_probs [N, T', V], out_lengths [N])`, the
+    numbers of `model.encode_features(*model.cmvn(...))` with the CMVN statistics as constants.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.encoder, self.ctc = model.encoder, model.ctc
+        self.normalize = model.cmvn is not None
+        if self.normalize:
+            mean, std = model.cmvn.mean_std()
+            scale = std.reciprocal() if bool(model.cmvn.norm_vars) else torch.ones_like(std)
+            self.register_buffer("mean", mean.float())
+            self.register_buffer("scale", scale.float())
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        if self.normalize:
+            valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
+            feats = (feats - self.mean) * self.scale * valid[..., None]
+        encoded, out_lengths = self.encoder(feats, lengths)
+        return self.ctc(encoded), out_lengths
+
+
+def min_frames(model) -> int:
+    """Fewest input frames the graph takes (one output frame of the subsampling)."""
+    return model.encoder.subsample.right_context + 1
+
+
+def fbank_options(model) -> dict:
+    """Every Kaldi fbank option of the model's front-end, resolved (tasr's defaults filled in)."""
+    frontend = model.frontend
+    options = {}
+    for group in (frontend.frame_opts, frontend.mel_opts, frontend.feat_opts):
+        options.update(dataclasses.asdict(group))
+    for name in ("num_ceps", "cepstral_lifter", "sample_rate"):  # mfcc-only; the rate has its own key
+        options.pop(name, None)
+    return options
+
+
+def metadata(model) -> dict:
+    """The ONNX metadata of the exported model (string values)."""
+    encoder = model.encoder
+    left, right = encoder.receptive_field()
+    fbank = fbank_options(model)
+    values = {
+        "model_type": SHERPA_MODEL_TYPE,
+        "version": "1",
+        "model_author": "tasr",
+        "comment": "tasr CTC model: Kaldi fbank [N, T, F] and frames [N] -> CTC log-probs [N, T', V] "
+                   "and frames [N]; global CMVN inside the graph; blank id 0",
+        "vocab_size": model.tokenizer.vocab_size,
+        "subsampling_factor": encoder.subsampling,
+        "blank_id": BLANK,
+        "sample_rate": model.sample_rate,
+        "feature_dim": model.frontend.num_features,
+        "frame_shift_ms": fbank["frame_shift"],
+        "frame_length_ms": fbank["frame_length"],
+        "normalize_samples": int(not fbank["int16_scale"]),  # 1: waveforms in [-1, 1] (sherpa-onnx's name)
+        "fbank": json.dumps(fbank, sort_keys=True),
+        "cmvn": "global, inside the graph" if model.cmvn is not None else "none",
+        "min_frames": min_frames(model),
+        "left_frames": "unlimited" if left is None else left,  # receptive field, input frames
+        "right_frames": "unlimited" if right is None else right,
+        "tasr_version": __version__,
+        "tasr_config": json.dumps(model.config, sort_keys=True),
+        "tasr_tokenizer": json.dumps(model.tokenizer.to_state(), sort_keys=True),
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+def sherpa_tokens(tokenizer) -> list[str]:
+    """Token strings in id order as `tokens.txt` writes them."""
+    return [UNK_TEXT if token == UNK else token for token in tokenizer.tokens]
+
+
+def sherpa_incompatibilities(options: dict) -> list[str]:
+    """What sherpa-onnx cannot follow in resolved fbank `options` (see `fbank_options`), one line each."""
+    return [f"{name}={options[name]!r} (sherpa-onnx always uses {fixed!r})"
+            for name, fixed in SHERPA_FIXED.items() if options.get(name, fixed) != fixed]
+
+
+def export(model, folder, int8: bool = False, opset: int = OPSET) -> dict:
+    """Write `model.onnx`, `tokens.txt` (and `model.int8.onnx` with `int8`) into `folder`.
+
+    `model` is a `SpeechRecognizer`; returns {file name: path} of what was written.
+    """
+    onnx = _require("onnx")
+    make_folder(folder)
+    graph = ExportedGraph(model.cpu().eval()).eval()
+    batch = torch.export.Dim("batch")
+    frames = torch.export.Dim("frames", min=min_frames(model))
+    length = max(EXAMPLE_FRAMES, 2 * min_frames(model))
+    example = (torch.zeros(2, length, model.frontend.num_features), torch.tensor([length, length - 1]))
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(graph, example, dynamo=True, opset_version=opset, input_names=list(INPUTS),
+                                    output_names=list(OUTPUTS), dynamic_shapes=({0: batch, 1: frames}, {0: batch}),
+                                    verbose=False)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, metadata(model))
+    written = {}
+    path = os.path.join(folder, MODEL_FILE)
+    with atomic_write(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    written[MODEL_FILE] = path
+    path = os.path.join(folder, TOKENS_FILE)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{token} {i}\n" for i, token in enumerate(sherpa_tokens(model.tokenizer)))
+    written[TOKENS_FILE] = path
+    if int8:
+        written[INT8_FILE] = quantize(written[MODEL_FILE], os.path.join(folder, INT8_FILE))
+    return written
+
+
+def quantize(source, target) -> str:
+    """onnxruntime's dynamic int8 quantisation of `source` into `target` (written atomically), with
+    the metadata of `source`."""
+    onnx = _require("onnx")
+    quantization = _require("onnxruntime.quantization")
+    props = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(target)), prefix=".quantize.") as temp:
+        out = os.path.join(temp, os.path.basename(target))
+        with _quiet_exporter():
+            quantization.quantize_dynamic(source, out, op_types_to_quantize=list(QUANTIZED_OPS),
+                                          weight_type=quantization.QuantType.QInt8)
+        proto = onnx.load(out)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    with atomic_write(target, "wb") as f:
+        f.write(proto.SerializeToString())
+    return os.fspath(target)
+
+
+def read_metadata(path) -> dict:
+    """The metadata of an ONNX file (string values); TasrError when it is not a tasr export."""
+    ort = _require("onnxruntime")
+    session = _session(ort, path, threads=1)
+    values = dict(session.get_modelmeta().custom_metadata_map)
+    if values.get("model_author") != "tasr" or "tasr_config" not in values:
+        raise TasrError(f"{path}: not a model exported by tasr (no tasr metadata)")
+    return values
+
+
+class OnnxModel:
+    """An exported model run by onnxruntime: the same log-probs as the `SpeechRecognizer` it came from.
+
+        model = OnnxModel("exp/onnx")                         # model.onnx (int8=True: model.int8.onnx)
+        feats, frames = model.frontend(waveforms, lengths)    # audio.Fbank with the model's options
+        log_probs, out_lengths = model.log_probs(feats, frames)
+
+    `threads` sets onnxruntime's intra-op threads (None: its default, every core).
+    """
+
+    def __init__(self, folder, int8: bool = False, threads: int | None = None):
+        ort = _require("onnxruntime")
+        self.path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
+        self.metadata = read_metadata(self.path)
+        self.session = _session(ort, self.path, threads)
+        self.config = json.loads(self.metadata["tasr_config"])
+        self.tokenizer = tokenizer_from_state(json.loads(self.metadata["tasr_tokenizer"]))
+        self.sample_rate = int(self.metadata["sample_rate"])
+        self.frontend = audio.Fbank(sample_rate=self.sample_rate, **(self.config.get("fbank") or {}))
+        self.subsampling = int(self.metadata["subsampling_factor"])
+        self.min_frames = int(self.metadata["min_frames"])
+
+    def log_probs(self, feats, lengths):
+        """feats [N, T, F] (T >= `min_frames`), lengths [N] frames -> (log_probs [N, T', V], out_lengths [N]) tensors."""
+        feats = torch.as_tensor(feats, dtype=torch.float32).cpu()
+        lengths = torch.as_tensor(lengths).long().cpu()
+        if feats.dim() != 3 or feats.shape[1] < self.min_frames:
+            raise TasrError(f"{self.path}: needs frames [N, T, F] with T >= {self.min_frames}, "
+                            f"got {list(feats.shape)}")
+        log_probs, out_lengths = self.session.run(
+            list(OUTPUTS), {INPUTS[0]: feats.contiguous().numpy(), INPUTS[1]: lengths.numpy()})
+        return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
+
+    def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Greedy texts of waveforms [N, S] (lengths [N] samples) at `sample_rate`."""
+        feats, frames = self.frontend(waveforms, lengths)
+        if feats.shape[1] < self.min_frames:
+            feats = nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
+        log_probs, out_lengths = self.log_probs(feats, frames)
+        return [self.tokenizer.decode(ids) for ids in greedy_decode(log_probs, out_lengths)]
+
+
+def sherpa_feature_options(values: dict) -> dict:
+    """Keyword arguments of sherpa-onnx's `FeatureExtractorConfig` for metadata `values`
+    (TasrError naming what sherpa-onnx cannot follow)."""
+    options = json.loads(values["fbank"])
+    problems = sherpa_incompatibilities(options)
+    if problems:
+        raise TasrError(f"sherpa-onnx cannot compute this model's features: {'; '.join(problems)}")
+    return {"sampling_rate": int(values["sample_rate"]), "feature_dim": options["num_mel_bins"],
+            "low_freq": options["low_freq"], "high_freq": options["high_freq"], "dither": options["dither"],
+            "normalize_samples": values["normalize_samples"] == "1", "snip_edges": options["snip_edges"]}
+
+
+def sherpa_recognizer(folder, int8: bool = False, threads: int = 1):
+    """A `sherpa_onnx.OfflineRecognizer` (greedy CTC) for an exported model, with its front-end options."""
+    sherpa_onnx = _require("sherpa_onnx")
+    model = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
+    tokens = os.path.join(folder, TOKENS_FILE)
+    if not os.path.isfile(tokens):
+        raise TasrError(f"{tokens}: not found (written by tasr export beside {MODEL_FILE})")
+    config = sherpa_onnx.OfflineRecognizerConfig(
+        feat_config=sherpa_onnx.FeatureExtractorConfig(**sherpa_feature_options(read_metadata(model))),
+        model_config=sherpa_onnx.OfflineModelConfig(
+            zipformer_ctc=sherpa_onnx.OfflineZipformerCtcModelConfig(model=model), tokens=tokens,
+            num_threads=threads, provider="cpu"),
+        decoding_method="greedy_search")
+    # As sherpa-onnx's own from_* constructors build it (they set no feature options but two).
+    recognizer = sherpa_onnx.OfflineRecognizer.__new__(sherpa_onnx.OfflineRecognizer)
+    recognizer.recognizer = sherpa_onnx.lib._sherpa_onnx.OfflineRecognizer(config)
+    recognizer.config = config
+    return recognizer
+
+
+def _session(ort, path, threads):
+    if not os.path.isfile(path):
+        raise TasrError(f"{path}: not found (tasr export writes it)")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TasrError(f"{path}: not a readable ONNX model ({reason})") from None
+
+
+def _require(module: str):
+    """Import an optional dependency of export, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise TasrError(f"ONNX export and runtimes need {module.split('.')[0]}: "
+                        "pip install 'tasr[export]' (onnx, onnxruntime, sherpa-onnx)") from None
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """No progress lines, warnings or notes about torchvision from the exporter and the quantiser."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "root")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")) as devnull:
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+            devnull.close()
