@@ -87,31 +87,36 @@ def function_level_imports() -> list[str]:
             for module in MODULES for target, line, function in imports_of(module) if function]
 
 
-def import_cycles() -> list[str]:
-    """Each cycle of module-level imports, as "a (file:line) -> b (file:line) -> a"."""
-    graph = {m: {} for m in MODULES}  # module: {imported module: line}
-    for module in MODULES:
-        for target, line, function in imports_of(module):
-            if not function:
-                graph[module].setdefault(target, line)
+def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Cycles of `graph` ({module: {imported module: line}}), each a shortest one through its first
+    module (breadth first), as [a, b, ..., a]; a module already in a cycle starts no other."""
     cycles, done = [], set()
-    for start in MODULES:  # a shortest path back to `start`, breadth first, for each module not yet in a cycle
+    for start in graph:
         if start in done:
             continue
         paths, seen = [[start]], {start}
         while paths:
             path = paths.pop(0)
             if start in graph[path[-1]]:
-                ring = path + [start]
-                cycles.append(" -> ".join(f"{a} ({where(a, graph[a][b])})" for a, b in zip(ring, ring[1:]))
-                              + f" -> {start}")
+                cycles.append(path + [start])
                 done.update(path)
                 break
             for target in sorted(graph[path[-1]]):
-                if target not in seen:
+                if target not in seen and target in graph:
                     seen.add(target)
                     paths.append(path + [target])
     return cycles
+
+
+def import_cycles() -> list[str]:
+    """Each cycle of module-level imports, as "a (file:line) -> b (file:line) -> a"."""
+    graph = {m: {} for m in MODULES}
+    for module in MODULES:
+        for target, line, function in imports_of(module):
+            if not function:
+                graph[module].setdefault(target, line)
+    return [" -> ".join(f"{a} ({where(a, graph[a][b])})" for a, b in zip(ring, ring[1:])) + f" -> {ring[0]}"
+            for ring in find_cycles(graph)]
 
 
 def forbidden_imports() -> list[str]:
@@ -129,7 +134,7 @@ def forbidden_imports() -> list[str]:
 
 
 def report(title: str, offenders: list[str]) -> str:
-    return f"{len(offenders)} {title}:\n  " + "\n  ".join(offenders)
+    return f"{len(offenders)} {title}" + "".join(f"\n  {offender}" for offender in offenders)
 
 
 def test_the_checker_finds_imports_of_every_kind():
@@ -159,19 +164,25 @@ def load():
     assert resolve("tasr.errors.TasrError") == "tasr.errors" and resolve("torch") is None
 
 
+def test_the_checker_finds_cycles():
+    graph = {"a": {"b": 1}, "b": {"c": 1, "d": 2}, "c": {"a": 3}, "d": {"d": 1}, "e": {"a": 1}}
+    assert find_cycles(graph) == [["a", "b", "c", "a"], ["d", "d"]]
+    assert find_cycles({"a": {"b": 1}, "b": {}}) == []
+
+
 def test_no_function_level_first_party_imports():
     offenders = function_level_imports()
-    assert not offenders, report("function-level imports of tasr/audio/models (move them to the top)", offenders)
+    assert not offenders, report("function-level imports of tasr/audio/models (move them to the top):", offenders)
 
 
 def test_no_import_cycles():
     cycles = import_cycles()
-    assert not cycles, report("import cycles", cycles)
+    assert not cycles, report("import cycles:", cycles)
 
 
 def test_audio_and_models_know_nothing_of_tasr_and_the_library_nothing_of_the_cli():
     offenders = forbidden_imports()
-    assert not offenders, report("imports against the layering of ARCHITECTURE.md", offenders)
+    assert not offenders, report("imports against the layering of ARCHITECTURE.md:", offenders)
 
 
 if __name__ == "__main__":
