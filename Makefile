@@ -7,15 +7,28 @@ BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchaudio==2.11.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test demo demo-an4 demo-synth bench-demo clean
+.PHONY: test espeak demo demo-an4 demo-synth bench-demo clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
 	touch $@
 
+# All the tests, the slow end-to-end ones included (README: how to run the quick ones).
 test: $(INSTALLED)
+	@$(MAKE) --no-print-directory espeak || echo "== without espeak-ng the synthetic-speech tests skip"
 	$(BIN)/python -m pytest -q
+
+# espeak-ng speaks the synthetic-speech recipe's sentences; installed with apt-get when run as root.
+espeak:
+	@command -v espeak-ng >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q espeak-ng; \
+	  else \
+	    echo "espeak-ng is not installed; install it with:"; \
+	    echo "  sudo apt-get install espeak-ng    (Debian/Ubuntu; macOS: brew install espeak-ng)"; \
+	    exit 1; \
+	  fi; }
 
 # The AN4 recipe (real read speech, test speakers never heard) on a short schedule, about 15
 # minutes on 2 CPU cores: downloads AN4, or uses AN4_ROOT (default ../shared/data/an4 when it
@@ -42,15 +55,7 @@ demo-an4: $(INSTALLED)
 # The synthetic-speech recipe end to end (about 10 minutes on 2 idle CPU cores), then one test file
 # transcribed and the attention cost table. espeak-ng is installed with apt-get when run as root.
 SYNTH := recipes/synth
-demo-synth: $(INSTALLED)
-	@command -v espeak-ng >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -q && apt-get install -y -q espeak-ng; \
-	  else \
-	    echo "make demo-synth speaks its sentences with espeak-ng; install it with:"; \
-	    echo "  sudo apt-get install espeak-ng    (Debian/Ubuntu; macOS: brew install espeak-ng)"; \
-	    exit 1; \
-	  fi; }
+demo-synth: $(INSTALLED) espeak
 	$(SYNTH)/run.sh
 	@echo; echo "== test WER/CER: voices never heard in training ($(SYNTH)/exp/RESULTS.md)"
 	@grep -E '^\| (set|---|test|long) ' $(SYNTH)/exp/RESULTS.md

@@ -1,4 +1,4 @@
-"""A miniature AN4 in either upstream layout, from real utterances of ../shared/data/an4."""
+"""A miniature AN4 in either upstream layout, from real utterances of an AN4 copy (corpora.an4)."""
 
 import sys
 from pathlib import Path
@@ -6,12 +6,14 @@ from pathlib import Path
 import pytest
 import soundfile
 
+import corpora
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "an4"
-AN4 = RECIPE.parents[2] / "shared" / "data" / "an4"
+AN4 = corpora.an4.root
 sys.path.insert(0, str(RECIPE / "local"))
 import corpus  # noqa: E402  (recipes/an4/local/corpus.py)
 
-needs_an4 = pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason=f"AN4 not found in {AN4}")
+needs_an4 = pytest.mark.usefixtures("an4_root")
 
 # speaker: utterances taken from the real corpus (the first N of that speaker)
 MINI = {"train": {"fash": 3, "fbbh": 3, "mblw": 3, "mcen": 3}, "test": {"fcaw": 3}}

@@ -1,14 +1,14 @@
 """Reference implementations and real speech for the audio tests."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile
 import soxr
 import torch
 
-FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+import corpora
+
+FSDD = corpora.fsdd.root / "recordings"
 
 
 def fsdd_speech(sample_rate: int, names=("3_george_7", "7_jackson_12")) -> torch.Tensor:
@@ -21,8 +21,7 @@ def fsdd_speech(sample_rate: int, names=("3_george_7", "7_jackson_12")) -> torch
     torchaudio and kaldi-native-fbank then differ from each other by up to 0.17 (16 kHz) and 4e-3
     (8 kHz, 80 bins). A real recording has a noise floor (Kaldi adds one with dither=1 by default).
     """
-    if not FSDD.is_dir():
-        pytest.skip(f"FSDD not found at {FSDD} (expected ../shared/data/fsdd beside the repository)")
+    corpora.fsdd.require()
     parts = [soundfile.read(FSDD / f"{name}.wav", dtype="float64")[0] for name in names]
     joined = np.concatenate(parts)
     if sample_rate != 8000:

@@ -1,4 +1,4 @@
-"""Shared test fixtures."""
+"""Shared test fixtures: the corpora, the tiny model's config, a local file server, one torch thread."""
 
 import http.server
 import threading
@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+import corpora
+from model_helpers import tiny_config
 
 
 class FileServer:
@@ -107,3 +111,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def fsdd_root() -> Path:
+    """The root of an FSDD copy: recordings/{digit}_{speaker}_{index}.wav, 8 kHz (see corpora.py)."""
+    return corpora.fsdd.require()
+
+
+@pytest.fixture(scope="session")
+def an4_root() -> Path:
+    """The root of an AN4 copy: etc/ and wav/, in either upstream layout (see corpora.py)."""
+    return corpora.an4.require()
+
+
+@pytest.fixture
+def tiny_config_file(tmp_path):
+    """Writes model_helpers.tiny_config(**changes) to tmp_path/tiny.yaml and returns that path."""
+    def write(**changes) -> Path:
+        path = tmp_path / "tiny.yaml"
+        path.write_text(yaml.safe_dump(tiny_config(**changes), sort_keys=False))
+        return path
+    return write

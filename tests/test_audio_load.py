@@ -18,9 +18,8 @@ def tone(rate, seconds=0.5, channels=1):
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
 
 
+@pytest.mark.usefixtures("fsdd_root")
 def test_reads_real_speech_as_float32_mono_at_the_requested_rate():
-    if not FSDD.is_dir():
-        pytest.skip("FSDD not found")
     path = FSDD / "0_george_0.wav"
     native, rate = soundfile.read(path, dtype="float32")
     same = audio.load(path, sample_rate=rate)

@@ -1,18 +1,18 @@
 """Manifests, utterance loading (offset/duration, bad files), the dataset and dynamic batches."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
 
+import corpora
 from tasr import data
 from tasr.errors import TasrError
 from tasr.text import CharTokenizer
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+FSDD = corpora.fsdd.root / "recordings"
 
 
 def write_lines(path, lines):
@@ -195,7 +195,7 @@ def test_every_global_batch_can_be_split_across_ranks():
         assert sorted(shards[0] + shards[1]) == sorted(batch) and all(shards)
 
 
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found beside the repository")
+@pytest.mark.usefixtures("fsdd_root")
 def test_loader_gives_batches_of_real_recordings():
     files = sorted(FSDD.glob("*_jackson_0.wav"))[:4]
     items = [{"id": f.stem, "audio": str(f), "duration": soundfile.info(f).duration, "text": "x"} for f in files]

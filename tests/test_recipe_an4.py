@@ -15,7 +15,6 @@ import pytest
 import soundfile
 
 from an4_helpers import AN4, RECIPE, corpus, make_mini_an4, needs_an4
-from test_recipe_librispeech import TINY_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = RECIPE / "run.sh"
@@ -61,12 +60,12 @@ def manifest(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 @needs_an4
-def test_every_stage_runs_from_a_served_sphere_archive(file_server, tmp_path):
+def test_every_stage_runs_from_a_served_sphere_archive(file_server, tmp_path, tiny_config_file):
     archive(make_mini_an4(tmp_path / "build", "sphere"), file_server.root / "an4_sphere.tar.gz")
     file_server.cut_after["an4_sphere.tar.gz"] = 50_000  # the connection breaks once: the download resumes
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_CONFIG)
+    config = tiny_config_file(epochs=2)
     args = ["--url", f"{file_server.url}/an4_sphere.tar.gz", "--config", str(config), "--average-num", "2",
             "--beam-size", "2"]
     result = run_recipe(tmp_path, *args)
@@ -131,10 +130,10 @@ def test_the_shared_copy_gives_whole_speaker_splits(tmp_path):
     assert sum(len(r["text"].split()) for r in test) == 773
 
 
+@pytest.mark.slow
 @needs_an4
-def test_every_stage_runs_from_the_shared_copy(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_CONFIG)
+def test_every_stage_runs_from_the_shared_copy(tmp_path, tiny_config_file):
+    config = tiny_config_file(epochs=2)
     result = run_recipe(tmp_path, "--corpus-dir", str(AN4), "--max-utterances", "6", "--config", str(config),
                         "--beam-size", "0", "--average-num", "0")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -9,30 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import corpora
 from an4_helpers import AN4, make_mini_an4
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "fsdd" / "run.sh"
-FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+FSDD = corpora.fsdd.root / "recordings"
 SPEAKERS = ["george", "jackson", "yweweler"]
 INDICES = range(7)  # 0-4 are FSDD's test part (our dev set), 5-6 its train part
-
-pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found in {FSDD}")
-
-TINY_CONFIG = """\
-model:
-  sample_rate: 8000
-  fbank: {num_mel_bins: 23}
-  encoder: {block: transformer, d_model: 32, n_heads: 2, n_layers: 1, ff_dim: 64, subsampling_channels: 8,
-            left: 8, right: 1, dropout: 0.0}
-  specaugment: {num_freq_masks: 1, freq_mask_width: 4, num_time_masks: 1, time_mask_width: 10}
-tokenizer: {kind: bpe, vocab_size: 56}
-optim: {lr: 0.002, warmup_steps: 2}
-batching: {max_frames: 6000, num_workers: 0}
-speed_perturb: [0.9, 1.0, 1.1]
-epochs: 1
-log_interval: 1
-"""
 
 
 def make_archive(out: Path) -> Path:
@@ -60,10 +44,14 @@ def run_recipe(tmp_path, *args):
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
+@pytest.mark.slow
+@pytest.mark.usefixtures("fsdd_root")
+def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_config_file):
     make_archive(file_server.root)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_CONFIG)
+    config = tiny_config_file(
+        model__sample_rate=8000, model__encoder__block="transformer", tokenizer={"kind": "bpe", "vocab_size": 56},
+        model__specaugment={"num_freq_masks": 1, "freq_mask_width": 4, "num_time_masks": 1, "time_mask_width": 10},
+        batching__max_frames=6000, speed_perturb=[0.9, 1.0, 1.1])
     espeak = "2" if shutil.which("espeak-ng") else "0"
     with_an4 = (AN4 / "etc").is_dir()  # AN4's speakers join the training set
     an4 = ["--an4", "true", "--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else []
@@ -105,6 +93,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path):
     assert again.stdout.count("done already") == 8
 
 
+@pytest.mark.usefixtures("fsdd_root")
 def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
     env_root = FSDD.parent
     command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),

@@ -18,9 +18,11 @@ import pytest
 import soundfile
 import soxr
 
+import corpora
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "librispeech" / "run.sh"
-FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+FSDD = corpora.fsdd.root / "recordings"
 WORDS = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"]
 # subset: [(FSDD speaker, LibriSpeech speaker id, chapter id, utterances)]
 SUBSETS = {
@@ -31,9 +33,6 @@ SUBSETS = {
     "test-clean": [("nicolas", "1089", "134686", 3)],
     "test-other": [("yweweler", "1688", "142285", 3)],
 }
-
-pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found in {FSDD}")
-
 
 def make_mini_librispeech(out: Path) -> dict:
     """Write <subset>.tar.gz archives and md5sum.txt into `out`; returns {subset: [(id, text)]}."""
@@ -67,22 +66,6 @@ def make_mini_librispeech(out: Path) -> dict:
     return content
 
 
-TINY_CONFIG = """\
-model:
-  sample_rate: 16000
-  fbank: {num_mel_bins: 40}
-  encoder: {block: conformer, d_model: 32, n_heads: 2, n_layers: 1, ff_dim: 64, conv_kernel: 3,
-            subsampling_channels: 8, left: 8, right: 1, dropout: 0.0}
-  specaugment: null
-tokenizer: {kind: char}
-optim: {lr: 0.002, warmup_steps: 2}
-batching: {max_frames: 4000, num_workers: 0}
-epochs: 2
-log_interval: 1
-cmvn_utterances: 0
-"""
-
-
 def run_recipe(tmp_path, *args, env_extra=None):
     command = [str(RUN), "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
                "--download-dir", str(tmp_path / "downloads"), "--nj", "1", "--device", "cpu", *args]
@@ -91,7 +74,7 @@ def run_recipe(tmp_path, *args, env_extra=None):
 
 
 @pytest.fixture
-def corpus(file_server):
+def corpus(file_server, fsdd_root):
     content = make_mini_librispeech(file_server.root)
     return file_server, content
 
@@ -143,10 +126,10 @@ def test_bad_option_is_refused(tmp_path):
     assert "unknown option --no-such-option" in result.stderr
 
 
-def test_every_stage_runs_on_the_miniature_corpus(corpus, tmp_path):
+@pytest.mark.slow
+def test_every_stage_runs_on_the_miniature_corpus(corpus, tmp_path, tiny_config_file):
     server, _ = corpus
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_CONFIG)
+    config = tiny_config_file(epochs=2)
     args = ["--url-base", server.url, "--config", str(config), "--average-num", "2", "--beam-size", "2",
             "--test-sets", "test-clean,test-other", "--ngpu", "2"]  # 2 processes: torchrun, gloo on CPU
     result = run_recipe(tmp_path, *args)

@@ -10,30 +10,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "synth" / "run.sh"
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-
-TINY_CONFIG = """\
-model:
-  sample_rate: 16000
-  fbank: {num_mel_bins: 23}
-  encoder: {block: conformer, d_model: 32, n_heads: 2, n_layers: 1, ff_dim: 64, conv_kernel: 3,
-            subsampling_channels: 8, left: 8, right: 1, dropout: 0.0}
-  specaugment: null
-tokenizer: {kind: char}
-optim: {lr: 0.002, warmup_steps: 2}
-batching: {max_frames: 8000, num_workers: 0}
-epochs: 1
-log_interval: 1
-"""
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason=(
+    "espeak-ng is not installed: sudo apt-get install espeak-ng (macOS: brew install espeak-ng); "
+    "make test installs it when run as root"))
 
 
 def read(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def test_every_stage_runs(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_CONFIG)
+@pytest.mark.slow
+@needs_espeak
+def test_every_stage_runs(tmp_path, tiny_config_file):
+    config = tiny_config_file()
     command = [str(RUN), "--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"),
                "--config", str(config), "--num-train", "16", "--num-dev", "3", "--num-test", "4",
                "--long-minutes", "0.25", "--device", "cpu", "--nj", "1", "--average-num", "1", "--beam-size", "0"]

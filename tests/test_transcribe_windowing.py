@@ -7,13 +7,14 @@ import pytest
 import torch
 
 import audio
+import corpora
 from models.encoder import Encoder
 from tasr.model import SpeechRecognizer
 from tasr.streaming import StreamingRecognizer
 from tasr.text import CharTokenizer
 from models.windowing import encode_windowed, plan_windows
 
-FSDD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fsdd", "recordings")
+FSDD = str(corpora.fsdd.root / "recordings")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,9 +76,8 @@ def random_model(sample_rate=8000):
 
 @pytest.mark.parametrize("chunk", [77, 1280])  # samples at 8 kHz: under one frame shift, 160 ms
 def test_streaming_recognizer_equals_offline_on_speech(chunk):
+    corpora.fsdd.require()
     files = sorted(glob.glob(os.path.join(FSDD, "*_jackson_*.wav")))[:12]
-    if not files:
-        pytest.skip("FSDD not found beside the repository")
     model = random_model()
     assert model.cmvn is not None
     waveform = torch.cat([torch.cat([audio.load(f, 8000), torch.zeros(2000)]) for f in files])
