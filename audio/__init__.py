@@ -16,9 +16,11 @@ from audio.online import OnlineFbank, OnlineMfcc
 from audio.cmvn import GlobalCMVN
 from audio.specaugment import SpecAugment
 from audio.perturb import speed_perturb
+from audio.energy import energy_db
 
 __all__ = [
     "AudioError", "load", "fbank", "Fbank", "mfcc", "Mfcc", "frame_count", "INT16_SCALE",
     "OnlineFbank", "OnlineMfcc", "GlobalCMVN", "SpecAugment", "speed_perturb",
     "info", "AudioInfo", "stream_blocks",
+    "energy_db",
 ]

@@ -4,6 +4,8 @@
 - `ctc_loss(log_probs, lengths, targets, target_lengths)`: summed over the batch and divided by
   the number of target tokens (so long and short utterances weigh by their tokens).
 - `greedy_decode(log_probs, lengths)`: best token per frame, repeats merged, blanks dropped.
+- `greedy_spans(log_probs)`: the greedy tokens with their frame spans; `pause_chunks(log_probs,
+  min_pause)`: frame ranges cut at pauses; `ctc_feasible(tokens, frames, subsampling)`.
 - `log_likelihoods(log_probs, candidates)`: log P(token sequence | input) of each candidate.
 - `BeamSearchDecoder`: torchaudio's CTC beam search (flashlight-text), optionally with a KenLM
   n-gram language model and a lexicon.
@@ -64,6 +66,12 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None = None) 
     return results
 
 
+def ctc_feasible(tokens: list[int], frames: int, subsampling: int) -> bool:
+    """Whether CTC can align `tokens` to an utterance of `frames` input frames (repeats need a blank between)."""
+    repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    return len(tokens) + repeats <= frames // subsampling - 1
+
+
 def log_likelihoods(log_probs: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
     """log P(candidate | input) [N], summed over all CTC alignments, for one utterance's
     log_probs [T, V]; -inf for a candidate that no alignment of T frames can produce."""
@@ -88,11 +96,48 @@ class TokenSpan:
     score: float
 
 
+def greedy_spans(log_probs: torch.Tensor) -> list[TokenSpan]:
+    """The greedy (best-path) tokens of log_probs [T, V] with their frame spans and mean probability.
+
+    The best path is the most probable alignment of its own tokens, so these spans are what
+    forced alignment of the greedy tokens would give (up to ties), at O(T) cost.
+    """
+    if log_probs.shape[0] == 0:
+        return []
+    best_lp, best = log_probs.float().max(dim=-1)
+    values, counts = torch.unique_consecutive(best, return_counts=True)
+    ends = counts.cumsum(0)
+    starts = ends - counts
+    sums = torch.cat([best_lp.new_zeros(1), best_lp.exp().cumsum(0)])
+    means = (sums[ends] - sums[starts]) / counts
+    keep = values != BLANK
+    return [TokenSpan(int(v), int(s), int(e), float(m)) for v, s, e, m in
+            zip(values[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), means[keep].tolist())]
+
+
+def pause_chunks(log_probs: torch.Tensor, min_pause: int) -> list[tuple[int, int]]:
+    """Frame ranges [(start, end), ...] covering log_probs [T, V], cut in the middle of every run
+    of at least `min_pause` frames where the blank is the best token (a pause). Greedy decoding
+    of each chunk gives the tokens of the whole; beam search runs chunk by chunk on them."""
+    T = log_probs.shape[0]
+    if T == 0:
+        return []
+    blank = (log_probs.argmax(dim=-1) == BLANK).cpu()
+    values, counts = torch.unique_consecutive(blank, return_counts=True)
+    cuts, position = [], 0
+    for is_blank, count in zip(values.tolist(), counts.tolist()):
+        if is_blank and count >= min_pause and 0 < position and position + count < T:
+            cuts.append(position + count // 2)
+        position += count
+    bounds = [0] + cuts + [T]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def align(log_probs: torch.Tensor, tokens: list[int]) -> list[TokenSpan]:
     """Viterbi alignment of `tokens` (ids >= 1) to log_probs [T, V] of one utterance.
 
     Returns one `TokenSpan` per token, in order; multiply frames by the encoder's frame period
-    (subsampling x 10 ms) for times. Raises ValueError if the tokens cannot fit in T frames.
+    (the model's output frame, in seconds) for times. Raises ValueError if the tokens cannot fit in T frames.
     """
     import torchaudio.functional as F
 
@@ -117,7 +162,7 @@ class BeamSearchDecoder:
     tokens: token strings in id order, blank first (a tokenizer's `tokens`); word boundaries are
     "▁" (a token of its own for characters, the start of a piece for SentencePiece).
     lm: path to a KenLM model (ARPA or binary) over words; it needs `lexicon`, a dict
-    word -> token strings (`tasr.decode.build_lexicon` reads one from a file); only words in the
+    word -> token strings (the application reads one from a lexicon file); only words in the
     lexicon can then be output (a lexicon without lm restricts the output the same way).
     lm_weight, word_score, beam_size, beam_threshold, unk_score: as in
     torchaudio.models.decoder.ctc_decoder. Without a lexicon, decoding is lexicon-free.

@@ -27,7 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-FRAME_SECONDS = 0.04  # one encoder frame: 10 ms features, 4x subsampling
+from audio.options import FrameOptions
+
+SUBSAMPLING = 4  # the encoder's usual subsampling (the default of models.encoder.Encoder)
+FRAME_SECONDS = SUBSAMPLING * FrameOptions.frame_shift / 1000  # one encoder frame of the default front-end
 PEERS = ("dense", "chunked", "flex", "full")
 
 
@@ -168,7 +171,8 @@ def describe(s, lengths) -> str:
         f"Truncated self-attention cost against length: B={s['batch']}, H={s['heads']}, D={s['head_dim']}, "
         f"left={s['left']}, right={s['right']} (each frame sees {window} frames), {s['dtype']}, {where}, "
         f"{'forward + backward' if s['backward'] else 'forward only'}.\n"
-        f"T counts encoder frames of {FRAME_SECONDS * 1000:.0f} ms (10 ms features after 4x subsampling): "
+        f"T counts encoder frames of {FRAME_SECONDS * 1000:.0f} ms ({FrameOptions.frame_shift:g} ms features after "
+        f"{SUBSAMPLING}x subsampling): "
         f"T={lengths[-1]} is {format_audio(longest)} of audio."
     )
 

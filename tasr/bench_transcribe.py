@@ -63,7 +63,7 @@ def _measure(spec: dict, queue) -> None:
     try:
         torch.set_num_threads(spec["threads"])
         from tasr.model import SpeechRecognizer, load_file
-        from tasr.transcribe import DEFAULT_MAX_FRAMES, Transcriber
+        from tasr.transcription import DEFAULT_MAX_FRAMES
 
         state = load_file(spec["model"])
         if spec["attention"] == "full":
@@ -82,12 +82,12 @@ def _measure(spec: dict, queue) -> None:
         else:
             wave = speechlike(spec["seconds"], rate)
         budget = spec["max_frames"] if spec["max_frames"] is not None else DEFAULT_MAX_FRAMES
-        transcriber = Transcriber(model, max_frames=None if spec["attention"] == "full" else budget)
-        transcriber.transcript("warm-up", transcriber.log_probs(wave[:rate]), wave[:rate])
+        max_frames = None if spec["attention"] == "full" else budget
+        model.transcribe(wave[:rate], max_frames=max_frames)
         sync = torch.cuda.synchronize if spec["device"] == "cuda" else (lambda: None)
         sync()
         start = time.perf_counter()
-        t = transcriber.transcript("bench", transcriber.log_probs(wave), wave)
+        t = model.transcribe(wave, max_frames=max_frames)
         sync()
         wall = time.perf_counter() - start
         result = {"wall": wall, "rtf": wall / spec["seconds"], "words": len(t.words),

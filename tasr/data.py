@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import audio
+from audio.options import FrameOptions
 from tasr.errors import TasrError
 from tasr.files import write_text
 
-FRAMES_PER_SECOND = 100  # 10 ms frame shift of the front-end
 REQUIRED_FIELDS = ("id", "audio", "duration", "text")
 MAX_SECONDS = 7 * 24 * 3600  # a "duration" or "offset" beyond a week is a mistake, not a recording
 
@@ -178,8 +178,10 @@ class SpeechDataset(torch.utils.data.Dataset):
     comes back as {"index", "id", "error"} instead of raising, for `collate` to count and skip.
     """
 
-    def __init__(self, items, tokenizer, sample_rate: int = 16000, speed_factors=None, seed: int = 0):
+    def __init__(self, items, tokenizer, sample_rate: int = 16000, speed_factors=None, seed: int = 0,
+                 frame_shift_s: float = FrameOptions.frame_shift / 1000):
         self.items = list(items)
+        self.frame_shift_s = frame_shift_s  # the model's front-end's (`SpeechRecognizer.frame_shift_s`)
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
         self.speed_factors = tuple(speed_factors) if speed_factors else None
@@ -194,9 +196,10 @@ class SpeechDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def frames(self, index: int) -> int:
-        """Feature frames (10 ms) of an utterance from its manifest duration, after the slowest speed factor."""
+        """Front-end frames (of `frame_shift_s`) of an utterance from its manifest duration, after the
+        slowest speed factor."""
         slowest = min(self.speed_factors) if self.speed_factors else 1.0
-        return math.ceil(self.items[index]["duration"] * FRAMES_PER_SECOND / slowest)
+        return math.ceil(self.items[index]["duration"] / self.frame_shift_s / slowest)
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]

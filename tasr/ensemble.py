@@ -14,8 +14,27 @@ in training does: a model trained with such perturbation hears a few more voices
 import torch
 
 import audio
-from models.ctc import BeamSearchDecoder, log_likelihoods
+from models.ctc import log_likelihoods
+from tasr.decoding import DecodingOptions, make_decoder
 from tasr.errors import TasrError
+
+
+def make_search(models, options: DecodingOptions, speeds=(1.0,)):
+    """A callable (waveforms [B, N], lengths [B] samples) -> texts [B]: one model's search
+    (`options`), or, for several models or speeds, an `EnsembleSearch` (beam only, no LM or lexicon)."""
+    if len(models) > 1 or list(speeds) != [1.0]:
+        if options.greedy or options.lm or options.lexicon:
+            raise TasrError("an ensemble (--model given more than once, or --speeds) needs --beam N "
+                            "and takes no --lm or --lexicon")
+        return EnsembleSearch(models, options.beam, speeds)
+    model = models[0]
+    search = make_decoder(model.tokenizer, options)
+
+    def transcribe(waveforms, lengths):
+        log_probs, out_lengths = model(waveforms, lengths)
+        return [model.tokenizer.decode(ids) for ids in search(log_probs, out_lengths)]
+
+    return transcribe
 
 
 class EnsembleSearch:
@@ -25,8 +44,8 @@ class EnsembleSearch:
         rates = {model.sample_rate for model in models}
         if len(rates) > 1:
             raise TasrError(f"the models of an ensemble must take the same sample rate, not {sorted(rates)} Hz")
-        searches = [BeamSearchDecoder(model.tokenizer.tokens, beam_size=beam_size, nbest=beam_size)
-                    for model in models]
+        options = DecodingOptions(beam=beam_size, nbest=beam_size)
+        searches = [make_decoder(model.tokenizer, options) for model in models]
         self.members = [(model, search, speed) for model, search in zip(models, searches) for speed in speeds]
 
     @torch.inference_mode()

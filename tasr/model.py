@@ -30,11 +30,15 @@ import warnings
 import torch
 from torch import nn
 
-from models.ctc import BeamSearchDecoder, CTCHead, greedy_decode
+import audio
+from models.ctc import CTCHead
 from models.encoder import Encoder
+from tasr.decoding import DecodingOptions, make_decoder
+from tasr.device import pick_device
 from tasr.errors import TasrError
 from tasr.files import atomic_write
 from tasr.text import tokenizer_from_state
+from tasr.transcription import stream, transcribe
 
 FORMAT = "tasr-model"
 VERSION = 1
@@ -49,8 +53,6 @@ class SpeechRecognizer(nn.Module):
 
     def __init__(self, config: dict, tokenizer, cmvn=None):
         super().__init__()
-        import audio
-
         self.config = copy.deepcopy(config)
         self.tokenizer = tokenizer
         unknown = set(config) - {"sample_rate", "fbank", "encoder", "specaugment", "ctc_dropout"}
@@ -68,12 +70,16 @@ class SpeechRecognizer(nn.Module):
             self.specaugment = audio.SpecAugment(**augment) if augment else None
             part = "encoder"
             encoder_config.setdefault("input_dim", self.frontend.num_features)
+            shift_ms = self.frontend.frame_opts.frame_shift
+            if encoder_config.setdefault("frame_shift_ms", shift_ms) != shift_ms:
+                raise ValueError(f"frame_shift_ms {encoder_config['frame_shift_ms']} differs from the "
+                                 f"front-end's frame_shift {shift_ms} (set it under fbank only)")
             self.encoder = Encoder(**encoder_config)
         except (TypeError, ValueError, ArithmeticError, RuntimeError) as error:  # torch: RuntimeError for bad sizes
             raise TasrError(f"model config, {part}: {error}") from None
         self.cmvn = cmvn
         self.ctc = CTCHead(self.encoder.d_model, tokenizer.vocab_size, config.get("ctc_dropout", 0.0))
-        self._beam_decoders = {}
+        self._decoders = {}  # DecodingOptions -> decoder
 
     # ---- the parts -------------------------------------------------------------------------
     def features(self, waveforms: torch.Tensor, lengths: torch.Tensor):
@@ -100,10 +106,25 @@ class SpeechRecognizer(nn.Module):
         """waveforms [B, N], lengths [B] samples -> (log_probs [B, T', V], out_lengths [B])."""
         return self.encode_features(*self.features(waveforms, lengths))
 
+    # ---- time: every seconds <-> frames conversion goes through these ---------------------
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds between the front-end's frames (its frame_shift option, 10 ms by default)."""
+        return self.frontend.frame_opts.window_shift / self.sample_rate
+
+    @property
+    def output_frame_s(self) -> float:
+        """Seconds per output frame (log-prob frame): subsampling x the front-end's frame shift."""
+        return self.encoder.subsampling * self.frame_shift_s
+
     @property
     def frame_ms(self) -> float:
-        """Milliseconds per output frame (subsampling x the front-end's frame shift)."""
-        return self.encoder.subsampling * self.encoder.frame_shift_ms
+        """Milliseconds per output frame."""
+        return 1000 * self.output_frame_s
+
+    def num_frames(self, num_samples: int) -> int:
+        """Front-end frames of a waveform of `num_samples` samples."""
+        return int(self.frontend.frame_lengths(torch.tensor([num_samples]))[0])
 
     @property
     def num_parameters(self) -> int:
@@ -121,21 +142,23 @@ class SpeechRecognizer(nn.Module):
             f"{self.num_parameters / 1e6:.2f}M parameters",
             f"attention context (subsampled frames): {attention}; subsampling {e.subsampling}x "
             f"({self.frame_ms:.0f} ms per output frame)",
-            f"receptive field (10 ms frames): left={left}, right={right}; look-ahead {lookahead}",
+            f"receptive field ({1000 * self.frame_shift_s:g} ms frames): left={left}, right={right}; "
+            f"look-ahead {lookahead}",
             f"tokenizer: {self.tokenizer.kind}, {self.tokenizer.vocab_size} tokens (blank included); "
             f"input {self.sample_rate} Hz; CMVN {'yes' if self.cmvn is not None else 'no'}",
         ])
 
-    # ---- decoding --------------------------------------------------------------------------
-    def decode(self, log_probs, out_lengths, beam: int | None = None, lm=None, lexicon=None, **beam_options):
-        """Token-id lists from log_probs [B, T', V]: greedy when `beam` is None, else beam search."""
-        if not beam:
-            return greedy_decode(log_probs, out_lengths)
-        key = (beam, lm, id(lexicon), tuple(sorted(beam_options.items())))
-        if key not in self._beam_decoders:
-            self._beam_decoders[key] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam, lm=lm,
-                                                         lexicon=lexicon, **beam_options)
-        return self._beam_decoders[key](log_probs, out_lengths)
+    # ---- decoding and transcription --------------------------------------------------------
+    def decoder(self, options: DecodingOptions):
+        """The search `options` describe (`tasr.decoding.make_decoder`), built once per options."""
+        if options not in self._decoders:
+            self._decoders[options] = make_decoder(self.tokenizer, options)
+        return self._decoders[options]
+
+    def decode(self, log_probs, out_lengths, options: DecodingOptions | None = None, **settings):
+        """Token-id lists from log_probs [B, T', V] (out_lengths [B]): greedy unless `options`
+        (or `settings`, the fields of DecodingOptions, e.g. beam=10) say otherwise."""
+        return self.decoder(options or DecodingOptions(**settings))(log_probs, out_lengths)
 
     @torch.inference_mode()
     def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
@@ -147,7 +170,10 @@ class SpeechRecognizer(nn.Module):
             log_probs, out_lengths = self(waveforms.to(device), lengths.to(device))
         finally:
             self.train(was_training)
-        return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam)]
+        return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
+
+    transcribe = transcribe  # (audio, beam=None, ...) -> tasr.Result: `tasr.transcription.transcribe`
+    stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
 
     # ---- the model file --------------------------------------------------------------------
     def file_state(self, info: dict | None = None) -> dict:
@@ -161,8 +187,6 @@ class SpeechRecognizer(nn.Module):
     @classmethod
     def from_file_state(cls, state: dict, strict: bool = True):
         """The model a `file_state()` dict describes (raises TasrError when it is not one)."""
-        import audio
-
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise TasrError("not a tasr model (no 'format': 'tasr-model' entry)")
         if state.get("version", 0) > VERSION:
@@ -199,6 +223,11 @@ class SpeechRecognizer(nn.Module):
         except TasrError as error:
             raise TasrError(f"{path}: {error}") from None
         return model.to(map_location).eval()
+
+
+def load_model(path, device="auto") -> SpeechRecognizer:
+    """The model in the file `path`, in eval mode, on `device` (auto, cpu, cuda or cuda:N)."""
+    return SpeechRecognizer.load(path, map_location=pick_device(device))
 
 
 def load_file(path, map_location="cpu", what="model file"):

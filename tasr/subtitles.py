@@ -1,4 +1,4 @@
-"""A transcript cut into segments at pauses, and its writers: txt, json, srt, vtt, tsv.
+"""Words cut into segments at pauses, and the writers of a `tasr.Result`: txt, json, srt, vtt, tsv.
 
 Segments (one subtitle cue each) start a new one where
 - the silence between two words is at least `pause_s` (0.5 s by default),
@@ -18,7 +18,7 @@ Formats (one file per input, `write_transcript`):
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tasr.files import atomic_write
 from tasr.timestamps import Word
@@ -38,20 +38,6 @@ class Segment:
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words)
-
-
-@dataclass
-class Transcript:
-    """What `tasr transcribe` found in one input: its `name`, `duration` (s), `text` and `segments`."""
-
-    name: str
-    duration: float
-    text: str
-    segments: list = field(default_factory=list)
-
-    @property
-    def words(self) -> list:
-        return [w for s in self.segments for w in s.words]
 
 
 def wrap(text: str, max_line: int = 42) -> list[str]:
@@ -116,13 +102,13 @@ def timestamp(seconds: float, decimal: str = ",") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
-def to_txt(t: Transcript) -> str:
+def to_txt(t) -> str:
     if not t.segments:
         return (t.text + "\n") if t.text else ""
     return "".join(s.text + "\n" for s in t.segments)
 
 
-def to_json(t: Transcript) -> str:
+def to_json(t) -> str:
     data = {
         "audio": t.name,
         "duration": round(t.duration, 3),
@@ -136,21 +122,21 @@ def to_json(t: Transcript) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
-def to_srt(t: Transcript) -> str:
+def to_srt(t) -> str:
     return "".join(
         f"{i}\n{timestamp(s.start)} --> {timestamp(s.end)}\n" + "\n".join(s.lines) + "\n\n"
         for i, s in enumerate(t.segments, 1)
     )
 
 
-def to_vtt(t: Transcript) -> str:
+def to_vtt(t) -> str:
     return "WEBVTT\n\n" + "".join(
         f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n" + "\n".join(s.lines) + "\n\n"
         for s in t.segments
     )
 
 
-def to_tsv(t: Transcript) -> str:
+def to_tsv(t) -> str:
     rows = ["start\tend\ttext\n"]
     for s in t.segments:
         text = s.text.replace("\t", " ")
@@ -161,7 +147,8 @@ def to_tsv(t: Transcript) -> str:
 WRITERS = {"txt": to_txt, "json": to_json, "srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}
 
 
-def write_transcript(t: Transcript, fmt: str, path) -> None:
-    """Write `t` as `fmt` to `path`, atomically (a temporary file in the same folder, then a rename)."""
+def write_transcript(t, fmt: str, path) -> None:
+    """Write `t` (a `tasr.Result`: name, duration, text, segments) as `fmt` to `path`, atomically
+    (a temporary file in the same folder, then a rename)."""
     with atomic_write(path, encoding="utf-8", newline="\n") as f:
         f.write(WRITERS[fmt](t))

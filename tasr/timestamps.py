@@ -8,8 +8,9 @@ at least `pause_s` between two tokens also ends a word, for models that do not e
 boundary across silence (e.g. trained on isolated words).
 
 Times: frame `f` of the encoder output covers `[f * frame_s, (f + 1) * frame_s)` seconds, where
-`frame_s` = subsampling x 10 ms (40 ms for the usual 4x). A word starts where its first token's
-span starts and ends where its last token's span ends. Its confidence is the mean, over its
+`frame_s` is the model's `output_frame_s` (subsampling x the front-end's frame shift: 40 ms for
+the usual 4x of 10 ms frames). A word starts where its first token's span starts and ends where
+its last token's span ends. Its confidence is the mean, over its
 tokens, of the token's probability averaged over the frames of its span (in [0, 1]).
 
 CTC emits each token as a spike of one or two frames somewhere inside its sound: a character
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 
 import torch
 
-from models.ctc import BLANK, TokenSpan
 from tasr.text import WORD_BOUNDARY
 
 
@@ -42,43 +42,6 @@ class Word:
     def to_dict(self) -> dict:
         return {"word": self.text, "start": round(self.start, 3), "end": round(self.end, 3),
                 "confidence": round(self.confidence, 4)}
-
-
-def greedy_spans(log_probs: torch.Tensor) -> list[TokenSpan]:
-    """The greedy (best-path) tokens of log_probs [T, V] with their frame spans and mean probability.
-
-    The best path is the most probable alignment of its own tokens, so these spans are what
-    forced alignment of the greedy tokens would give (up to ties), at O(T) cost.
-    """
-    if log_probs.shape[0] == 0:
-        return []
-    best_lp, best = log_probs.float().max(dim=-1)
-    values, counts = torch.unique_consecutive(best, return_counts=True)
-    ends = counts.cumsum(0)
-    starts = ends - counts
-    sums = torch.cat([best_lp.new_zeros(1), best_lp.exp().cumsum(0)])
-    means = (sums[ends] - sums[starts]) / counts
-    keep = values != BLANK
-    return [TokenSpan(int(v), int(s), int(e), float(m)) for v, s, e, m in
-            zip(values[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), means[keep].tolist())]
-
-
-def pause_chunks(log_probs: torch.Tensor, min_pause: int) -> list[tuple[int, int]]:
-    """Frame ranges [(start, end), ...] covering log_probs [T, V], cut in the middle of every run
-    of at least `min_pause` frames where the blank is the best token (a pause). Greedy decoding
-    of each chunk gives the tokens of the whole; beam search runs chunk by chunk on them."""
-    T = log_probs.shape[0]
-    if T == 0:
-        return []
-    blank = (log_probs.argmax(dim=-1) == BLANK).cpu()
-    values, counts = torch.unique_consecutive(blank, return_counts=True)
-    cuts, position = [], 0
-    for is_blank, count in zip(values.tolist(), counts.tolist()):
-        if is_blank and count >= min_pause and 0 < position and position + count < T:
-            cuts.append(position + count // 2)
-        position += count
-    bounds = [0] + cuts + [T]
-    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def words_from_spans(spans, tokenizer, frame_s: float, offset_s: float = 0.0, pause_s: float = 0.3) -> list[Word]:
@@ -112,20 +75,6 @@ def words_from_spans(spans, tokenizer, frame_s: float, offset_s: float = 0.0, pa
     return words
 
 
-def energy_db(waveform: torch.Tensor, sample_rate: int, hop_s: float = 0.01) -> torch.Tensor:
-    """Frame energy in dB (10 log10 of the mean square, smoothed over 3 frames) every `hop_s`
-    seconds of waveform [N] -> [N // hop]. Computed block by block: memory O(N / hop)."""
-    hop = max(1, round(sample_rate * hop_s))
-    frames = waveform.shape[0] // hop
-    if frames == 0:
-        return torch.zeros(0)
-    waveform, block = waveform[:frames * hop], hop * 100_000
-    power = torch.cat([(waveform[i:i + block].double() ** 2).view(-1, hop).mean(1)
-                       for i in range(0, frames * hop, block)]).float()
-    power = torch.nn.functional.avg_pool1d(power[None, None], 3, 1, 1, count_include_pad=False)[0, 0]
-    return 10 * torch.log10(power + 1e-10)
-
-
 def sound_threshold(db: torch.Tensor) -> float:
     """dB above which a frame counts as sound: 6 dB over the noise floor (10th percentile) or
     50 dB under the peak (99th percentile), whichever is higher."""
@@ -137,7 +86,8 @@ def sound_threshold(db: torch.Tensor) -> float:
 
 def snap_to_sound(words: list[Word], db: torch.Tensor, hop_s: float = 0.01, max_end_s: float = 0.5,
                   max_start_s: float = 0.5) -> list[Word]:
-    """Widen each word (in place, and returned) to the sound around it; `db` from `energy_db`."""
+    """Widen each word (in place, and returned) to the sound around it; `db` from `audio.energy_db`
+    (one value every `hop_s` seconds)."""
     if not words or db.numel() == 0:
         return words
     loud = (db > sound_threshold(db)).tolist()

@@ -9,7 +9,7 @@ import audio
 import corpora
 from models.ctc import ctc_loss
 from tasr.cli import main
-from tasr.decode import arpa_words
+from tasr.decoding import arpa_words
 from tasr.scoring import error_report, score
 from tasr.model import SpeechRecognizer
 from tasr.text import load_tokenizer, train_tokenizer

@@ -8,8 +8,9 @@ import random
 import pytest
 
 from subtitle_helpers import parse_srt, parse_vtt
-from tasr.subtitles import Transcript, segment, timestamp, to_json, to_srt, to_tsv, to_txt, to_vtt, wrap, write_transcript
+from tasr.subtitles import segment, timestamp, to_json, to_srt, to_tsv, to_txt, to_vtt, wrap, write_transcript
 from tasr.timestamps import Word
+from tasr.transcription import Result
 
 
 def random_words(n, seed=0, duration=None):
@@ -69,7 +70,7 @@ def test_timestamp_formats():
 @pytest.fixture
 def transcript():
     words, duration = random_words(300, seed=3)
-    return Transcript("clip.wav", duration, " ".join(w.text for w in words), segment(words, duration))
+    return Result("clip.wav", duration, " ".join(w.text for w in words), segment(words, duration))
 
 
 def test_srt_and_vtt_parse_strictly(transcript):
@@ -95,7 +96,7 @@ def test_json_tsv_txt(transcript):
 
 
 def test_empty_transcript_is_valid_everywhere(tmp_path):
-    t = Transcript("silence.wav", 2.0, "", [])
+    t = Result("silence.wav", 2.0, "", [])
     assert parse_srt(to_srt(t), 2.0) == [] and parse_vtt(to_vtt(t), 2.0) == []
     assert json.loads(to_json(t))["segments"] == []
     write_transcript(t, "txt", tmp_path / "a" / "silence.txt")

@@ -221,7 +221,7 @@ def test_bad_manifest_lines_skip_their_utterance_not_the_run(model_file, tmp_pat
 
 
 def test_outputs_stay_in_their_folder_and_clashes_are_found(tmp_path):
-    from tasr.transcribe import Source, check_outputs, find_inputs
+    from tasr.transcription import Source, check_outputs, find_inputs
 
     noise(tmp_path / "a.wav").rename(tmp_path / "..wav")  # a file whose stem is "."
     sources, failures = find_inputs([str(tmp_path / "..wav")], tmp_path / "o")

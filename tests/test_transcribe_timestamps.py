@@ -12,12 +12,13 @@ import torch
 
 import audio
 import corpora
-from models.ctc import ctc_loss
+import tasr
+from models.ctc import ctc_loss, greedy_spans, pause_chunks
 from subtitle_helpers import parse_srt
 from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.text import CharTokenizer
-from tasr.timestamps import Word, energy_db, greedy_spans, pause_chunks, snap_to_sound, words_from_spans
+from tasr.timestamps import Word, snap_to_sound, words_from_spans
 
 FSDD = str(corpora.fsdd.root / "recordings")
 NAMES = "zero one two three four five six seven eight nine".split()
@@ -53,7 +54,7 @@ def test_snap_to_sound_widens_words_to_the_sound_around_them():
     wave[4000:8000] = 0.3 * torch.sin(torch.arange(4000) * 0.3)  # sound from 0.5 s to 1.0 s
     wave += 1e-4 * torch.randn(wave.shape[0])
     words = [Word("a", 0.6, 0.7, 1.0), Word("b", 1.5, 1.6, 1.0)]
-    snap_to_sound(words, energy_db(wave, rate))
+    snap_to_sound(words, audio.energy_db(wave, rate))
     assert abs(words[0].start - 0.5) <= 0.02 and abs(words[0].end - 1.0) <= 0.02
     assert (words[1].start, words[1].end) == (1.5, 1.6)  # in silence: left alone
 
@@ -73,9 +74,10 @@ def joined_digits(clips, n, rng, rate=8000):
     return wave + 3e-4 * torch.randn(wave.shape[0], generator=torch.Generator().manual_seed(n)), truth
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """A tiny model trained for 200 steps on one speaker's digits joined with pauses (overfits, on purpose)."""
+@pytest.fixture(scope="module", params=[10.0, 20.0], ids=["10ms-frames", "20ms-frames"])
+def digits(tmp_path_factory, request):
+    """A tiny model trained for 200 steps on one speaker's digits joined with pauses (overfits, on
+    purpose), with front-end frames of 10 ms or 20 ms: times must come out right for either."""
     corpora.fsdd.require()
     files = sorted(glob.glob(os.path.join(FSDD, "*_george_*.wav")))[::10][:30]
     assert len(files) == 30, f"{FSDD} holds fewer than 300 recordings of george"
@@ -83,10 +85,11 @@ def digits(tmp_path_factory):
     rng = random.Random(0)
     clips = [(audio.load(f, 8000), NAMES[int(os.path.basename(f)[0])]) for f in files]
     tok = CharTokenizer(sorted(set("".join(NAMES) + " ")))
-    config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
+    config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40, "frame_shift": request.param},
               "encoder": {"d_model": 48, "n_heads": 2, "n_layers": 2, "ff_dim": 96, "subsampling_channels": 8,
                           "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
     model = SpeechRecognizer(config, tok)
+    assert model.output_frame_s == pytest.approx(4 * request.param / 1000)
     optimizer = torch.optim.Adam(model.parameters(), 4e-3)
     for _ in range(200):
         batch = [joined_digits(clips, rng.randint(1, 3), rng) for _ in range(4)]
@@ -129,3 +132,5 @@ def test_word_times_match_true_digit_boundaries(digits):
     assert np.median(errors) <= 0.1 and np.percentile(errors, 95) <= 0.15, np.sort(errors)
     cues = parse_srt((root / "digits.srt").read_text(), data["duration"])
     assert len(cues) >= 5  # the longer pauses start new cues
+    result = tasr.load_model(root / "model.pt", device="cpu").transcribe(root / "digits.wav")  # the same, as a library
+    assert [w.to_dict() for w in result.words] == [w for s in data["segments"] for w in s["words"]]

@@ -1,4 +1,4 @@
-"""The pieces a training run builds from its config: the tokenizer, the model, and which utterances fit it."""
+"""The pieces a training run builds from its config: the tokenizer and the model."""
 
 import audio
 from tasr import text
@@ -26,9 +26,3 @@ def build_model(config: dict, tokenizer, cmvn_state: dict | None = None):
         return SpeechRecognizer(config["model"], tokenizer, cmvn)
     except (TypeError, ValueError, KeyError) as error:
         raise TasrError(f"model settings: {error}") from None
-
-
-def ctc_feasible(tokens: list[int], frames: int, subsampling: int) -> bool:
-    """Whether CTC can align `tokens` to an utterance of `frames` input frames (repeats need a blank between)."""
-    repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
-    return len(tokens) + repeats <= frames // subsampling - 1

@@ -25,14 +25,14 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from models.ctc import ctc_loss, greedy_decode
+from models.ctc import ctc_feasible, ctc_loss, greedy_decode
 from tasr import data, text
 from tasr.text import UNK
 from tasr.errors import TasrError
 from tasr.files import make_folder, write_text
 from tasr.scoring import score
 from tasr.training.averaging import write_final_model
-from tasr.training.building import build_model, build_tokenizer, ctc_feasible
+from tasr.training.building import build_model, build_tokenizer
 from tasr.training.checkpoints import checkpoint_paths, load_checkpoint, prune, record_metrics, save_checkpoint
 from tasr.training.cmvn import compute_cmvn, load_cmvn
 from tasr.training.config import MAX_UNK_RATE, apply_overrides, check_config, load_config, merge
@@ -241,12 +241,13 @@ class Trainer:
         return [item for item in items if item["id"] not in missing]
 
     def _dataset(self, items, speed, subsampling, split):
-        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, speed, self.config["seed"])
+        shift = self.model.frame_shift_s
+        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, speed, self.config["seed"], shift)
         keep = []
         for i, item in enumerate(dataset.items):
             if not dataset.tokens[i]:
                 self._bad(item["id"], "transcript has no tokens", "empty transcript", split, self.procs.main)
-            elif not ctc_feasible(dataset.tokens[i], int(item["duration"] * data.FRAMES_PER_SECOND), subsampling):
+            elif not ctc_feasible(dataset.tokens[i], int(item["duration"] / shift), subsampling):
                 self._bad(item["id"], f"{len(dataset.tokens[i])} tokens do not fit in {item['duration']:.2f} s",
                           "too short for its transcript", split, self.procs.main)
             else:
@@ -255,7 +256,7 @@ class Trainer:
             raise TasrError(f"no usable {split} utterances left (see the messages above)")
         if len(keep) < len(dataset.items):
             dataset = data.SpeechDataset([dataset.items[i] for i in keep], self.tokenizer, self.sample_rate,
-                                         speed, self.config["seed"])
+                                         speed, self.config["seed"], shift)
         return dataset
 
     def _set_cmvn(self, train_items):
@@ -361,7 +362,7 @@ class Trainer:
             if empty:
                 loss_sum = loss_sum * 0.0
             tokens = 0 if empty else int(batch.token_lengths.sum())
-            frames = 0 if empty else float(batch.lengths.sum()) / self.sample_rate * data.FRAMES_PER_SECOND
+            frames = 0 if empty else float(batch.lengths.sum()) / self.sample_rate / self.model.frame_shift_s
             total_loss, total_tokens, total_frames = self.procs.sum([float(loss_sum.detach()), tokens, frames])
             # DDP averages gradients over ranks: scale so that the average is d(sum of losses / all tokens)
             scale = self.procs.world_size / max(total_tokens, 1.0) / accumulation
