@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_loss, greedy_decode, log_likelihoods
+from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_feasible, ctc_loss, greedy_decode, log_likelihoods
+from models.masks import valid_mask
 from tasr.text import train_tokenizer
 
 ARPA = """\\data\\
@@ -166,3 +167,14 @@ def test_align_gives_token_spans_in_order():
     assert align(log_probs, []) == []
     with pytest.raises(ValueError, match="cannot be aligned"):
         align(log_probs[0, :3], tokens)
+
+
+def test_ctc_feasible_counts_a_blank_between_repeats():
+    assert ctc_feasible([3, 4, 5], frames=16, subsampling=4)  # 3 tokens in 16 // 4 - 1 = 3 output frames
+    assert not ctc_feasible([3, 3, 5], frames=16, subsampling=4)  # the repeat needs a blank: 4 frames
+    assert not ctc_feasible([3], frames=7, subsampling=4)
+
+
+def test_valid_mask_marks_the_real_frames():
+    mask = valid_mask(torch.tensor([3, 0, 5]), 5)
+    assert mask.dtype == torch.bool and mask.tolist() == [[True] * 3 + [False] * 2, [False] * 5, [True] * 5]
