@@ -323,3 +323,17 @@ def _quiet_exporter():
             for logger, level in zip(loggers, levels):
                 logger.setLevel(level)
             devnull.close()
+
+
+def max_difference(model, onnx_model: "OnnxModel", seconds=(3.0, 1.3)) -> float:
+    """Largest |log-prob difference| between `model` (PyTorch) and `onnx_model` over the valid
+    frames of a seeded batch of noise, one waveform per entry of `seconds`."""
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([int(s * model.sample_rate) for s in seconds])
+    waveforms = 0.1 * torch.randn(len(seconds), int(lengths.max()), generator=generator)
+    with torch.inference_mode():
+        feats, frames = model.features(waveforms, lengths)
+        raw, _ = model.frontend(waveforms, lengths)
+        reference, out_lengths = model.encode_features(feats, frames)
+    log_probs, _ = onnx_model.log_probs(raw, frames)
+    return max(float((log_probs[i, :n] - reference[i, :n]).abs().max()) for i, n in enumerate(out_lengths.tolist()))

@@ -1,0 +1,40 @@
+"""Export a model to ONNX: `tasr export exp/model.pt -o exp/onnx [--int8]`.
+
+Writes `model.onnx` (CMVN, encoder and CTC head: Kaldi fbank frames [N, T, F] and lengths [N] ->
+CTC log-probs [N, T', V] and lengths, dynamic batch and length), `tokens.txt` and, with --int8,
+`model.int8.onnx` (int8 weights). They run in onnxruntime (`tasr.export.OnnxModel`) and in
+sherpa-onnx as a "zipformer2_ctc" model. sherpa-onnx reads no feature options from the model:
+give it the ones printed at the end (its defaults are high_freq=-400 and snip_edges=False), or
+use `tasr.export.sherpa_recognizer(DIR)`, which sets them.
+"""
+
+import os
+
+from tasr import export
+from tasr.model import SpeechRecognizer
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="model file (model.pt)")
+    parser.add_argument("-o", "--output-dir", required=True, help="folder to write model.onnx and tokens.txt into")
+    parser.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic int8 quantisation)")
+
+
+def main(args):
+    model = SpeechRecognizer.load(args.model)
+    written = export.export(model, args.output_dir, int8=args.int8)
+    for name, path in written.items():
+        size = os.path.getsize(path)
+        print(f"{path}  {size / 1e6:.1f} MB" if size >= 100_000 else f"{path}  {size / 1e3:.1f} kB")
+    for name in (export.MODEL_FILE, export.INT8_FILE):
+        if name in written:
+            onnx_model = export.OnnxModel(args.output_dir, int8=name == export.INT8_FILE, threads=1)
+            print(f"{name}: largest log-prob difference from PyTorch on noise: "
+                  f"{export.max_difference(model, onnx_model):.2g}")
+    problems = export.sherpa_incompatibilities(export.fbank_options(model))
+    if problems:
+        print(f"sherpa-onnx cannot compute this model's features: {'; '.join(problems)}")
+    else:
+        options = export.sherpa_feature_options(export.metadata(model))
+        print("sherpa-onnx: OfflineZipformerCtcModelConfig(model=..., ...) with FeatureExtractorConfig("
+              + ", ".join(f"{k}={v!r}" for k, v in options.items()) + ")")
