@@ -10,7 +10,7 @@
 from audio.errors import AudioError
 from audio.features import INT16_SCALE, Fbank, Mfcc, fbank, mfcc
 from audio.framing import frame_count
-from audio.loading import AudioInfo, info, load
+from audio.loading import FILE_SUFFIXES, AudioInfo, info, load
 from audio.blocks import stream_blocks
 from audio.online import OnlineFbank, OnlineMfcc
 from audio.cmvn import GlobalCMVN
@@ -21,6 +21,6 @@ from audio.energy import energy_db
 __all__ = [
     "AudioError", "load", "fbank", "Fbank", "mfcc", "Mfcc", "frame_count", "INT16_SCALE",
     "OnlineFbank", "OnlineMfcc", "GlobalCMVN", "SpecAugment", "speed_perturb",
-    "info", "AudioInfo", "stream_blocks",
+    "info", "AudioInfo", "stream_blocks", "FILE_SUFFIXES",
     "energy_db",
 ]

@@ -5,10 +5,12 @@
         for piece in reader.pieces(offset=60.0, duration=10.0):  # [n] float32 mono, native rate
             ...
 
-The first audio stream of the file is decoded (the audio track of a video file); its channels are
-averaged to one. Samples are numbered as they come out of the decoder, from 0: an offset skips that
-many seconds of them. After a seek, the position comes from the packets' timestamps, exact where the
-container counts in samples (mp4, mov, m4a, amr) and to the millisecond in webm, mkv and wma.
+The file's main audio stream (FFmpeg's choice, as its command line makes it: the audio track of a
+video file) is decoded; its channels are averaged to one. Samples are numbered as they come out of
+the decoder, from 0 (a codec's priming samples are there unless the container says to drop them):
+an offset skips that many seconds of them. An offset past SEEK_PREROLL seeks; the position then
+comes from the packets' timestamps, exact where the container counts in samples (mp4, mov, m4a,
+amr) and to the millisecond in webm, mkv and wma.
 """
 
 import itertools
@@ -39,11 +41,11 @@ class FFmpegReader:
                              f"FFmpeg can read it: {_reason(error)})") from None
         try:
             streams = self.container.streams
-            if not streams.audio:
+            self.stream = streams.best("audio")
+            if self.stream is None:
                 held = ", ".join(f"{stream.type} ({stream.codec_context.name if stream.codec_context else '?'})"
                                  for stream in streams) or "nothing"
                 raise AudioError(f"{name}: no audio stream (the file holds {held})")
-            self.stream = streams.audio[0]
             if self.stream.codec_context is None:
                 raise AudioError(f"{name}: unknown audio codec (FFmpeg has no decoder for it)")
         except BaseException:
@@ -122,7 +124,8 @@ class FFmpegReader:
         return 0, self._frames()
 
     def _frames(self):
-        """The stream's decoded frames; a corrupt packet or a change of sample rate is an AudioError."""
+        """The stream's decoded frames, in the codec's sample format; a corrupt packet or a change of sample rate
+        is an AudioError."""
         try:
             for frame in self.container.decode(self.stream):
                 if frame.sample_rate != self.sample_rate:

@@ -20,6 +20,12 @@ from audio.ffmpeg import FFmpegReader
 
 WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data chunk sizes that streaming writers leave in a WAV header
 NOT_FOR_LIBSNDFILE = (1, 4)  # libsndfile's "format not recognised" and "unsupported encoding": FFmpeg's turn
+FILE_SUFFIXES = frozenset({  # of the files `load` reads, for finding them in folders
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd", ".sph", ".nist",
+    ".w64", ".caf", ".rf64", ".voc", ".wv",  # libsndfile
+    ".m4a", ".m4b", ".aac", ".mp4", ".m4v", ".mov", ".3gp", ".webm", ".mkv", ".mka", ".wma", ".wmv", ".asf",
+    ".amr", ".ac3", ".avi",  # FFmpeg
+})
 
 
 @dataclass(frozen=True)

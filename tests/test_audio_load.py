@@ -159,3 +159,22 @@ def test_file_name_that_is_not_utf8(tmp_path):
         f.write(wav_bytes(tone(16000)))
     assert audio.load(path).numel() == 8000
     assert audio.load(str(path), offset=0.25).numel() == 4000
+
+
+def test_offset_and_duration_must_not_be_negative(tmp_path):
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, tone(16000), 16000)
+    with pytest.raises(ValueError, match="offset must be >= 0 seconds, got -0.5"):
+        audio.load(path, offset=-0.5)
+    with pytest.raises(ValueError, match="duration must be >= 0 seconds or None, got -1"):
+        audio.load(path, duration=-1)
+    assert audio.load(path, duration=0.0).numel() == 0
+
+
+def test_info_without_decoding(tmp_path):
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, tone(22050, seconds=0.5, channels=2), 22050, subtype="PCM_24")
+    assert audio.info(path) == audio.AudioInfo(duration=0.5, sample_rate=22050, channels=2, codec="WAV PCM_24 (libsndfile)")
+    with pytest.raises(audio.AudioError, match=r"nothere\.wav: no such file"):
+        audio.info(tmp_path / "nothere.wav")
+    assert {".wav", ".flac", ".m4a", ".mp4", ".webm", ".wma", ".amr"} <= audio.FILE_SUFFIXES
