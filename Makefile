@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,export]'
 	touch $@
 
 # All the tests, the slow end-to-end ones included (README: how to run the quick ones).
