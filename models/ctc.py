@@ -193,9 +193,11 @@ class BeamSearchDecoder:
         # word -> token ids, used to write out the words of a lexicon search (flashlight's token
         # path may end inside a word that was never completed)
         self.spellings = None if lexicon is None else self._check_lexicon(lexicon)
-        # Silence: characters have a word-boundary token "▁"; without one (SentencePiece pieces
-        # carry "▁" themselves), the blank doubles as the "silence" flashlight needs.
-        sil = "▁" if "▁" in self.tokens else self.tokens[BLANK]
+        # Silence: characters have a word-boundary token "▁"; when pieces carry "▁" themselves
+        # (SentencePiece, whose vocabulary may also hold a lone "▁"), the blank doubles as the
+        # "silence" flashlight needs.
+        pieces_carry_boundary = any(len(t) > 1 and t.startswith("▁") for t in self.tokens)
+        sil = "▁" if "▁" in self.tokens and not pieces_carry_boundary else self.tokens[BLANK]
         self.sil = self.tokens.index(sil)
         # With a boundary token of its own, each lexicon word is spelled with a "▁" after it, so
         # the search cannot cut one word into others ("ONE" into the letter words "O N E"); the

@@ -116,6 +116,18 @@ def test_a_lexicon_of_letters_does_not_cut_words_into_letters():
     assert [tokenizer.decode(ids) for ids in decoder(batch, lengths)] == ["ONE", "E TWO"]
 
 
+def test_a_lexicon_of_pieces_with_a_lone_boundary_piece_keeps_every_word():
+    # SentencePiece vocabularies can hold "▁" alone beside pieces that start with it
+    tokens = ["<blank>", "▁", "▁one", "▁two", "x", "<unk>"]
+    ids = [2, 3, 2]  # "▁one ▁two ▁one"
+    log_probs = torch.full((1, 2 * len(ids) + 2, len(tokens)), -8.0)
+    log_probs[0, :, 0] = 0.0
+    for i, token in enumerate(ids):
+        log_probs[0, 2 * i, 0], log_probs[0, 2 * i, token] = -8.0, 0.0
+    decoder = BeamSearchDecoder(tokens, beam_size=10, lexicon={"one": ["▁one"], "two": ["▁two"], "x": ["▁", "x"]})
+    assert decoder(log_probs.log_softmax(-1))[0] == ids
+
+
 def test_log_likelihoods_sum_every_alignment():
     torch.manual_seed(0)
     log_probs = torch.randn(3, 3).log_softmax(-1)  # 3 frames, blank + tokens 1 and 2
