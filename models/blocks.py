@@ -102,8 +102,7 @@ class ConvModuleStream:
         ready = frames.shape[1] - kernel + 1
         if ready <= 0:
             return frames.new_zeros(1, 0, frames.shape[2])
-        windows = frames.unfold(1, kernel, 1)  # [1, ready, d, kernel]
-        out = torch.einsum("btdk,dk->btd", windows, conv.weight[:, 0]) + conv.bias
+        out = (frames.unfold(1, kernel, 1) * conv.weight[:, 0]).sum(-1) + conv.bias  # [1, ready, d]
         self.frames = self.frames[:, ready:]
         return self.module.output(out)
 

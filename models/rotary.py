@@ -26,21 +26,25 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"rotary embedding needs an even head dimension, got {head_dim}")
         self.head_dim = head_dim
         self.base = base
+        half = head_dim // 2
+        inv_freq = base ** (-torch.arange(half, dtype=torch.float64) * 2 / head_dim)
+        # angle rate and sign of the sine per channel: out = x * cos + (x2, x1) * (-sin, sin); float64
+        # whatever the module's dtype (plain attributes, not buffers: never cast or saved)
+        self.inv_freq = torch.cat((inv_freq, inv_freq))  # [D]
+        self.sign = torch.cat((-torch.ones(half, dtype=torch.float64), torch.ones(half, dtype=torch.float64)))
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """`x [..., T, D]` with frame t at position `offset + t` -> rotated `x`, same shape and dtype."""
         T, D = x.shape[-2], x.shape[-1]
         if D != self.head_dim:
             raise ValueError(f"expected head dimension {self.head_dim}, got {D}")
-        half = D // 2
-        inv_freq = self.base ** (-torch.arange(half, dtype=torch.float64, device=x.device) * 2 / D)
         positions = torch.arange(offset, offset + T, dtype=torch.float64, device=x.device)
-        angles = positions[:, None] * inv_freq[None, :]  # [T, D/2]
+        angles = positions[:, None] * self.inv_freq.to(x.device)  # [T, D]
         if torch.compiler.is_exporting():  # ONNX runtimes often lack float64 cos/sin: reduce to [0, 2π) first
             angles = torch.remainder(angles, 2 * math.pi).float()
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        x1, x2 = x[..., :half], x[..., half:]
-        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+        cos = angles.cos().to(x.dtype)
+        sin = (angles.sin() * self.sign.to(angles)).to(x.dtype)
+        return x * cos + x.roll(D // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}"
