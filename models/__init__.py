@@ -4,13 +4,15 @@
     encoder = models.Encoder(input_dim=80, d_model=256, n_heads=4, n_layers=12, left=64, right=4)
     out, out_lengths = encoder(feats, frame_lengths)      # [B, T, 80] -> [B, T/4, 256]
     log_probs = models.CTCHead(256, vocab_size)(out)      # [B, T/4, V], blank = 0
+    stream = encoder.eval().stream()                      # models.EncoderStream: feed(feats [n, 80]) -> [k, 256], flush()
 """
 
 from models.attention import TruncatedMultiHeadAttention, truncated_attention
 from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_loss, greedy_decode
 from models.encoder import Encoder
+from models.streaming import EncoderStream
 
 __all__ = [
-    "truncated_attention", "TruncatedMultiHeadAttention", "Encoder",
+    "truncated_attention", "TruncatedMultiHeadAttention", "Encoder", "EncoderStream",
     "CTCHead", "ctc_loss", "greedy_decode", "align", "BeamSearchDecoder",
 ]

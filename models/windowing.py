@@ -12,7 +12,7 @@ is bounded by the window size instead of growing with the recording.
 - `plan_windows`: the windows for an input of T frames under a budget of `max_frames`.
 - `encode_windowed`: offline, a whole feature sequence -> output frames, window by window.
 
-Streaming does not re-run windows: `Encoder.stream()` carries each layer's caches instead
+For streaming, `Encoder.stream()` carries each layer's caches from chunk to chunk instead
 (`models/streaming.py`).
 
 `encode(feats [1, T, F], lengths [1]) -> (out [1, T', ...], out_lengths [1])` is any function

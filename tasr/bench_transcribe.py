@@ -10,6 +10,12 @@ Without MODEL, a random-weight model with the "small" encoder of `models/encoder
 (speed does not depend on the weights). The input is --audio repeated to each duration, or
 speech-like noise bursts with pauses. The command fails (exit 1) when the RTF of truncated
 attention on the largest thread count exceeds --max-rtf.
+
+Streaming, in a table of its own: the same model and inputs fed in --stream-chunk-ms chunks
+through `model.stream` (as `tasr transcribe --streaming`: online front-end, the encoder's
+caches, greedy partial text, then the final result), on 1 CPU thread, beside the offline RTF on
+1 thread. Its latency is the chunk plus the model's look-ahead. The command also fails when
+streaming is more than --max-stream-ratio times slower than offline.
 """
 
 import multiprocessing
@@ -24,6 +30,7 @@ import torch
 SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
          "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,
                      "subsampling_channels": 32, "conv_kernel": 15, "left": 16, "right": 2, "dropout": 0.0}}
+STREAM_THREADS = 1
 
 
 def add_arguments(parser) -> None:
@@ -40,6 +47,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-cuda", action="store_true", help="skip CUDA even when present")
     parser.add_argument("--max-rtf", type=float, default=0.02,
                         help="fail when truncated attention on the most threads is slower than this (default 0.02)")
+    parser.add_argument("--stream-chunk-ms", type=int, default=320, metavar="MS",
+                        help="chunk of the streaming measurement, ms of audio (default 320; 0: no streaming)")
+    parser.add_argument("--max-stream-ratio", type=float, default=1.5,
+                        help="fail when streaming RTF exceeds this times offline RTF on 1 thread (default 1.5)")
 
 
 def speechlike(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
@@ -83,11 +94,11 @@ def _measure(spec: dict, queue) -> None:
             wave = speechlike(spec["seconds"], rate)
         budget = spec["max_frames"] if spec["max_frames"] is not None else DEFAULT_MAX_FRAMES
         max_frames = None if spec["attention"] == "full" else budget
-        model.transcribe(wave[:rate], max_frames=max_frames)
+        _transcribe(model, wave[:rate], max_frames, spec.get("chunk_ms"))
         sync = torch.cuda.synchronize if spec["device"] == "cuda" else (lambda: None)
         sync()
         start = time.perf_counter()
-        t = model.transcribe(wave, max_frames=max_frames)
+        t = _transcribe(model, wave, max_frames, spec.get("chunk_ms"))
         sync()
         wall = time.perf_counter() - start
         result = {"wall": wall, "rtf": wall / spec["seconds"], "words": len(t.words),
@@ -97,6 +108,15 @@ def _measure(spec: dict, queue) -> None:
         queue.put(result)
     except Exception as error:  # reported in the table, e.g. out of memory for full attention
         queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def _transcribe(model, wave, max_frames, chunk_ms=None):
+    """The final `tasr.Result` of `wave`: offline, or with chunk_ms fed chunk by chunk through `model.stream`."""
+    if not chunk_ms:
+        return model.transcribe(wave, max_frames=max_frames)
+    step = max(1, round(model.sample_rate * chunk_ms / 1000))
+    *_, final = model.stream(wave[i:i + step] for i in range(0, wave.shape[0], step))
+    return final
 
 
 def measure(spec: dict) -> dict:
@@ -136,10 +156,13 @@ def main(args) -> int:
                         continue
                     specs.append({"model": model_path, "device": device, "threads": threads, "seconds": seconds,
                                   "attention": attention, "audio": args.audio, "max_frames": args.max_frames})
+        specs += stream_specs(model, model_path, args, specs)
         rows = []
         for spec in tqdm(specs, desc="bench transcribe", unit="run", disable=None):
             rows.append((spec, measure(spec)))
 
+    streamed = [(spec, r) for spec, r in rows if spec.get("chunk_ms")]
+    rows = [(spec, r) for spec, r in rows if not spec.get("chunk_ms")]
     print(f"{'device':<6} {'threads':>7} {'input s':>8} {'attention':<10} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11}")
     for spec, r in rows:
         head = f"{spec['device']:<6} {spec['threads']:>7} {spec['seconds']:>8g} {spec['attention']:<10}"
@@ -149,6 +172,7 @@ def main(args) -> int:
         gpu = f"  (GPU peak {r['peak_gpu_mb']:.0f} MB)" if "peak_gpu_mb" in r else ""
         print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}{gpu}")
     print(full_attention_note(model, max(args.durations)))
+    stream_failed = print_streaming(model, args, rows, streamed)
 
     top = max(args.threads)
     checked = [(s, r) for s, r in rows if s["device"] == "cpu" and s["threads"] == top and s["attention"] == "truncated"]
@@ -158,7 +182,55 @@ def main(args) -> int:
         print(f"FAIL: real-time factor above {args.max_rtf} on {top} thread(s) ({worst})")
         return 1
     print(f"ok: real-time factor at most {args.max_rtf} on {top} thread(s) for every input length")
-    return 0
+    return 1 if stream_failed else 0
+
+
+def stream_specs(model, model_path, args, specs) -> list[dict]:
+    """Streaming measurements on STREAM_THREADS CPU thread(s), and their offline peers where `specs` lack them."""
+    if not args.stream_chunk_ms or None in model.encoder.receptive_field():
+        return []
+    new = []
+    for seconds in args.durations:
+        offline = {"model": model_path, "device": "cpu", "threads": STREAM_THREADS, "seconds": seconds,
+                   "attention": "truncated", "audio": args.audio, "max_frames": args.max_frames}
+        if offline not in specs:
+            new.append(offline)
+        new.append({**offline, "chunk_ms": args.stream_chunk_ms})
+    return new
+
+
+def print_streaming(model, args, rows, streamed) -> bool:
+    """The streaming table beside offline on the same thread count; True when a ratio exceeds --max-stream-ratio."""
+    if not args.stream_chunk_ms:
+        return False
+    if not streamed:
+        print("streaming: not measured, the model's attention context is unlimited (left or right None)")
+        return False
+    lookahead = model.encoder.lookahead_ms
+    latency = args.stream_chunk_ms + lookahead
+    print(f"\nstreaming on {STREAM_THREADS} CPU thread(s), {args.stream_chunk_ms} ms chunks; latency = chunk + "
+          f"look-ahead {lookahead:g} ms = {latency:g} ms")
+    print(f"{'input s':>8} {'offline RTF':>11} {'stream RTF':>10} {'ratio':>6} {'latency ms':>10} {'peak RSS MB':>11}")
+    offline = {s["seconds"]: r for s, r in rows
+               if s["device"] == "cpu" and s["threads"] == STREAM_THREADS and s["attention"] == "truncated"}
+    failed = []
+    for spec, r in streamed:
+        peer = offline.get(spec["seconds"], {"error": "no offline peer"})
+        if "error" in r or "error" in peer:
+            print(f"{spec['seconds']:>8g} failed: {r.get('error') or peer['error']}")
+            failed.append(spec["seconds"])
+            continue
+        ratio = r["rtf"] / peer["rtf"]
+        if ratio > args.max_stream_ratio:
+            failed.append(spec["seconds"])
+        print(f"{spec['seconds']:>8g} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {latency:>10g} "
+              f"{r['peak_rss_mb']:>11.0f}")
+    if failed:
+        print(f"FAIL: streaming more than {args.max_stream_ratio}x offline RTF "
+              f"({', '.join(f'{s:g} s' for s in failed)})")
+        return True
+    print(f"ok: streaming at most {args.max_stream_ratio}x offline RTF for every input length")
+    return False
 
 
 def full_attention_note(model, seconds: float) -> str:

@@ -9,6 +9,7 @@ import torch
 import audio
 import corpora
 from models.encoder import Encoder
+from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.streaming import StreamingRecognizer
 from tasr.text import CharTokenizer
@@ -92,3 +93,31 @@ def test_streaming_recognizer_equals_offline_on_speech(chunk):
     assert recognizer.text == final
     assert all(final.startswith(p) for p in partials)  # partial results only grow
     assert len(set(partials)) > 2
+
+
+def test_streaming_recognizer_refuses_unlimited_attention():
+    config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
+              "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "left": None, "right": 2}}
+    model = SpeechRecognizer(config, CharTokenizer(list(" ab"))).eval()
+    with pytest.raises(ValueError, match="unlimited attention context"):
+        StreamingRecognizer(model)
+
+
+def test_bench_transcribe_streaming_table(tmp_path, capsys):
+    torch.manual_seed(1)
+    config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
+              "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "subsampling_channels": 8,
+                          "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
+    model = SpeechRecognizer(config, CharTokenizer(list(" ab")))
+    model.save(tmp_path / "model.pt")
+    code = main(["bench", "transcribe", str(tmp_path / "model.pt"), "--durations", "2", "--threads", "1",
+                 "--full-max-s", "0", "--no-cuda", "--stream-chunk-ms", "160", "--max-stream-ratio", "1e-9"])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL: streaming more than 1e-09x offline RTF (2 s)" in out
+    latency = 160 + model.encoder.lookahead_ms
+    assert f"latency = chunk + look-ahead {model.encoder.lookahead_ms:g} ms = {latency:g} ms" in out
+    header = next(i for i, line in enumerate(out.splitlines()) if line.split()[:2] == ["input", "s"])
+    row = out.splitlines()[header + 1].split()
+    offline, streamed, ratio = float(row[1]), float(row[2]), float(row[3])
+    assert row[0] == "2" and offline > 0 and streamed > 0 and float(row[4]) == latency
+    assert ratio == pytest.approx(streamed / offline, rel=0.05)  # the figures as printed, rounded
