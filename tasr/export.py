@@ -25,7 +25,9 @@ preemphasis 0.97, samples in [-1, 1]). sherpa-onnx reads no feature option from 
 its defaults differ from Kaldi's (and tasr's) in two: `high_freq` -400 (Kaldi 0) and `snip_edges`
 false (Kaldi true); `sherpa_recognizer(folder)` sets both from the metadata. Its "wenet_ctc" kind
 would multiply samples by 32768 and force dither 1 (random noise), its NeMo kinds use librosa-style
-features. `sherpa_incompatibilities(model)` lists the front-end options sherpa-onnx cannot follow.
+features. `sherpa_incompatibilities(fbank_options(model))` lists the front-end options sherpa-onnx
+cannot follow (the Python API sets only the sample rate, mel bins, low/high_freq, dither, the sample
+scale and snip_edges; its C++ command line has no snip_edges).
 """
 
 import contextlib
@@ -152,7 +154,8 @@ def sherpa_incompatibilities(options: dict) -> list[str]:
 def export(model, folder, int8: bool = False, opset: int = OPSET) -> dict:
     """Write `model.onnx`, `tokens.txt` (and `model.int8.onnx` with `int8`) into `folder`.
 
-    `model` is a `SpeechRecognizer`; returns {file name: path} of what was written.
+    `model` is a `SpeechRecognizer` (moved to the CPU, eval mode); returns {file name: path} of
+    what was written.
     """
     onnx = _require("onnx")
     make_folder(folder)

@@ -147,9 +147,30 @@ def test_broken_and_foreign_files_give_one_line_errors(tmp_path, exported, capsy
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
     with pytest.raises(TasrError, match="not a readable ONNX model"):
         export.OnnxModel(tmp_path)
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "identity",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), tmp_path / "model.onnx")
+    with pytest.raises(TasrError, match="not a model exported by tasr"):
+        export.OnnxModel(tmp_path)
     _, folder, _ = exported
     with pytest.raises(TasrError, match="needs frames"):
         export.OnnxModel(folder).log_probs(torch.zeros(1, 3, 80), torch.tensor([3]))
+
+
+def test_full_attention_transformer_without_cmvn_exports(tmp_path, one_thread):
+    """Unlimited left context, relu attention, 6x subsampling, no CMVN: the other paths of the graph."""
+    torch.manual_seed(0)
+    config = {"sample_rate": 16000, "fbank": {"num_mel_bins": 40},
+              "encoder": {"block": "transformer", "d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64,
+                          "subsampling": 6, "left": None, "right": 1, "attention_options": {"normalize": "relu"}}}
+    model = SpeechRecognizer(config, train_tokenizer(WORDS, "char")).eval()
+    export.export(model, tmp_path)
+    onnx_model = export.OnnxModel(tmp_path, threads=1)
+    assert onnx_model.min_frames == 11 and export.read_metadata(tmp_path / "model.onnx")["cmvn"] == "none"
+    waves = 0.1 * torch.randn(2, 16000)
+    assert largest_difference(model, onnx_model, waves, torch.tensor([16000, 4000])) < FP32_TOLERANCE
 
 
 def test_sherpa_incompatible_front_ends_are_named():
