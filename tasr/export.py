@@ -52,13 +52,13 @@ from tasr.text import UNK, tokenizer_from_state
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENS_FILE = "tokens.txt"
-OPSET = 18  # onnxruntime >= 1.14 runs it (sherpa-onnx ships 1.17 and later)
+OPSET = 18  # the dynamo exporter's lowest; onnxruntime 1.14 and later run it
 INPUTS = ("x", "x_lens")
 OUTPUTS = ("log_probs", "log_probs_len")
 SHERPA_MODEL_TYPE = "zipformer2_ctc"
 UNK_TEXT = "⁇"  # how tasr's tokenizers write <unk> in text
 EXAMPLE_FRAMES = 400  # length of the example input the graph is traced with (any length works after)
-QUANTIZED_OPS = ("MatMul",)  # icefall and sherpa-onnx quantise these; Conv stays float (ConvInteger is slow)
+QUANTIZED_OPS = ("MatMul",)  # as icefall's int8 exports: the subsampling convolutions stay float
 # Front-end options sherpa-onnx's Python API cannot set, with the value it always uses
 # (kaldi-native-fbank's defaults): a model with another value is not decoded right there.
 SHERPA_FIXED = {
