@@ -127,6 +127,11 @@ class SpeechRecognizer(nn.Module):
         return int(self.frontend.frame_lengths(torch.tensor([num_samples]))[0])
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights are (inputs go there)."""
+        return next(self.parameters()).device
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

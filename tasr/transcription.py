@@ -78,7 +78,7 @@ class Transcriber:
         self.model = model
         self.options = options or DecodingOptions()
         model.decoder(self.options)  # set up the search now: bad options are one clear error
-        self.device = next(model.parameters()).device
+        self.device = model.device
         self.max_frames = max_frames or None
         self.pause_s, self.chunk_pause_s, self.snap = pause_s, chunk_pause_s, snap
 
