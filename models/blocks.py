@@ -80,8 +80,8 @@ class ConvModuleStream:
     as offline). Keeps the gated inputs of the `kernel - 1 - lookahead` frames before the first
     waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk).
 
-    The depthwise convolution of a few frames is a product with an `unfold` view: on CPU,
-    `conv1d` costs ~100 us a call for a chunk's frames, several times the arithmetic."""
+    The depthwise convolution of a chunk's few frames is a multiply-sum over an `unfold` view:
+    on CPU, `conv1d` takes ~100 us a call for them, several times the arithmetic."""
 
     def __init__(self, module: ConvModule):
         self.module = module
