@@ -43,11 +43,14 @@ import torch
 from torch import nn
 
 import audio
-from models.ctc import BLANK, greedy_decode
+from models.ctc import BLANK
+from models.encoder import Encoder
 from tasr import __version__
+from tasr.decoding import DecodingOptions, make_decoder
 from tasr.errors import TasrError
 from tasr.files import atomic_write, make_folder
 from tasr.text import UNK, tokenizer_from_state
+from tasr.transcription import transcribe
 
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -214,17 +217,26 @@ def read_metadata(path) -> dict:
 
 
 class OnnxModel:
-    """An exported model run by onnxruntime: the same log-probs as the `SpeechRecognizer` it came from.
+    """An exported model run by onnxruntime, with what the transcription path asks of a `SpeechRecognizer`.
 
         model = OnnxModel("exp/onnx")                         # model.onnx (int8=True: model.int8.onnx)
-        feats, frames = model.frontend(waveforms, lengths)    # audio.Fbank with the model's options
-        log_probs, out_lengths = model.log_probs(feats, frames)
+        result = model.transcribe("talk.flac", beam=10)       # tasr.Result, as SpeechRecognizer.transcribe
+        feats, frames = model.features(waveforms, lengths)    # Kaldi fbank with the model's options
+        log_probs, out_lengths = model.encode_features(feats, frames)   # CMVN + encoder + CTC head
 
-    `threads` sets onnxruntime's intra-op threads (None: its default, every core).
+    `features` gives raw fbank frames (the CMVN is inside the graph), which `encode_features` takes;
+    `encoder` is the model's `models.encoder.Encoder` on the meta device (no weights): its
+    receptive field, subsampling and output lengths. `threads` sets onnxruntime's intra-op
+    threads (None: its default, every core). Offline only: no `stream`.
     """
+
+    device = torch.device("cpu")  # where inputs go; onnxruntime runs on the CPU
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):
         ort = _require("onnxruntime")
+        if os.path.isfile(folder):
+            raise TasrError(f"{folder}: is a file; the ONNX runtimes take the folder written by "
+                            f"`tasr export MODEL -o DIR` (holding {MODEL_FILE} and {TOKENS_FILE})")
         self.path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
         self.metadata = read_metadata(self.path)
         self.session = _session(ort, self.path, threads)
@@ -234,6 +246,11 @@ class OnnxModel:
         self.frontend = audio.Fbank(sample_rate=self.sample_rate, **(self.config.get("fbank") or {}))
         self.subsampling = int(self.metadata["subsampling_factor"])
         self.min_frames = int(self.metadata["min_frames"])
+        encoder_config = {"input_dim": self.frontend.num_features,
+                          "frame_shift_ms": self.frontend.frame_opts.frame_shift, **self.config["encoder"]}
+        with torch.device("meta"):
+            self.encoder = Encoder(**encoder_config)
+        self._decoders = {}  # DecodingOptions -> decoder
 
     def log_probs(self, feats, lengths):
         """feats [N, T, F] (T >= `min_frames`), lengths [N] frames -> (log_probs [N, T', V], out_lengths [N]) tensors."""
@@ -246,13 +263,53 @@ class OnnxModel:
             list(OUTPUTS), {INPUTS[0]: feats.contiguous().numpy(), INPUTS[1]: lengths.numpy()})
         return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
 
-    def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Greedy texts of waveforms [N, S] (lengths [N] samples) at `sample_rate`."""
-        feats, frames = self.frontend(waveforms, lengths)
+    # ---- what the transcription path calls, as on a SpeechRecognizer -----------------------
+    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        """waveforms [N, S] in [-1, 1] at `sample_rate`, lengths [N] samples -> (feats [N, T, F], frames [N])."""
+        return self.frontend(waveforms.cpu(), None if lengths is None else lengths.cpu())
+
+    def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor):
+        """feats [N, T, F] from `features` (any T: shorter than `min_frames` is padded, as the
+        encoder pads) -> (log_probs [N, T', V], out_lengths [N])."""
         if feats.shape[1] < self.min_frames:
             feats = nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
-        log_probs, out_lengths = self.log_probs(feats, frames)
-        return [self.tokenizer.decode(ids) for ids in greedy_decode(log_probs, out_lengths)]
+        return self.log_probs(feats, frame_lengths)
+
+    def __call__(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """waveforms [N, S], lengths [N] samples -> (log_probs [N, T', V], out_lengths [N])."""
+        return self.encode_features(*self.features(waveforms, lengths))
+
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds between the front-end's frames."""
+        return self.frontend.frame_opts.window_shift / self.sample_rate
+
+    @property
+    def output_frame_s(self) -> float:
+        """Seconds per output frame: subsampling x the front-end's frame shift."""
+        return self.subsampling * self.frame_shift_s
+
+    def num_frames(self, num_samples: int) -> int:
+        """Front-end frames of a waveform of `num_samples` samples."""
+        return int(self.frontend.frame_lengths(torch.tensor([num_samples]))[0])
+
+    def decoder(self, options: DecodingOptions):
+        """The search `options` describe (`tasr.decoding.make_decoder`), built once per options."""
+        if options not in self._decoders:
+            self._decoders[options] = make_decoder(self.tokenizer, options)
+        return self._decoders[options]
+
+    def decode(self, log_probs, out_lengths, options: DecodingOptions | None = None, **settings):
+        """Token-id lists from log_probs [N, T', V] (out_lengths [N]): greedy unless `options` or
+        `settings` (fields of DecodingOptions) say otherwise."""
+        return self.decoder(options or DecodingOptions(**settings))(log_probs, out_lengths)
+
+    def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
+        """Texts of waveforms [N, S] (lengths [N] samples) at `sample_rate` (greedy unless `beam`)."""
+        log_probs, out_lengths = self(waveforms, lengths)
+        return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
+
+    transcribe = transcribe  # (audio, beam=None, ...) -> tasr.Result: `tasr.transcription.transcribe`
 
 
 def sherpa_feature_options(values: dict) -> dict:

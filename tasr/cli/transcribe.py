@@ -39,6 +39,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tasr import export
 from tasr.decoding import DecodingOptions
 from tasr.device import CHOICES as DEVICES
 from tasr.errors import TasrError
@@ -47,9 +48,13 @@ from tasr.subtitles import FORMATS, write_transcript
 from tasr.transcription import (DEFAULT_MAX_FRAMES, Source, Transcriber, check_outputs, find_inputs, load_source,
                                 output_paths, stream)
 
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt written by `tasr train`)")
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file (model.pt written by `tasr train`); with --runtime onnxruntime[-int8]: "
+                             "the folder written by `tasr export` (model.onnx, model.int8.onnx, tokens.txt)")
     parser.add_argument("inputs", metavar="INPUT", nargs="+",
                         help="audio files, folders (searched recursively) and/or .jsonl manifests")
     parser.add_argument("--format", "-f", default="txt", choices=[*FORMATS, "all"],
@@ -57,8 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", "-o", metavar="DIR",
                         help="write outputs here (default: next to each input)")
     parser.add_argument("--device", default="auto", help=f"{DEVICES} (default auto: cuda if available)")
+    parser.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                        help="torch (default): MODEL is model.pt; onnxruntime / onnxruntime-int8: MODEL is a "
+                             "`tasr export` folder run on the CPU by onnxruntime (fp32: the outputs of torch; int8: "
+                             "int8 weights, smaller and faster)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads for torch (default: torch's choice, usually the number of cores)")
+                        help="CPU threads for torch or onnxruntime (default: torch's choice, usually the number of cores)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
                         help="short inputs (under 60 s) decoded together in padded batches of at most N "
                              "inputs and --max-frames frames (default 8)")
@@ -96,7 +105,13 @@ def main(args) -> int:
     options.check()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.device)
+    if args.runtime == "torch":
+        model = load_model(args.model, args.device)
+    elif args.streaming or args.device not in ("auto", "cpu"):
+        raise TasrError(f"--runtime {args.runtime} runs offline on the CPU: use --runtime torch for "
+                        f"{'--streaming' if args.streaming else '--device ' + args.device}")
+    else:
+        model = export.OnnxModel(args.model, int8=args.runtime == "onnxruntime-int8", threads=args.threads)
     transcriber = Transcriber(model, options, max_frames=args.max_frames, snap=not args.raw_timestamps)
 
     sources, failures = find_inputs(args.inputs, args.output_dir)
