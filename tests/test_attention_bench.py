@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tasr import bench_attention
+from tasr.bench import attention as bench_attention
 from tasr.cli import main
 from tasr.errors import TasrError
 

@@ -432,7 +432,7 @@ def test_cmvn_command_matches_what_train_computed(small_run, tmp_path):
 # ---------------------------------------------------------------- tasr bench train
 
 def test_bench_contexts_and_one_measurement():
-    from tasr import bench_train
+    from tasr.bench import train as bench_train
 
     assert bench_train.parse_context("16,2") == (16, 2)
     assert bench_train.parse_context("none") == (None, None) == bench_train.parse_context("full")

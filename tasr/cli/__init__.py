@@ -23,9 +23,9 @@ COMMANDS = {
     "lm": ("tasr.cli.lm", "build a word n-gram language model (ARPA, Witten-Bell) from text files or manifests"),
     "transcribe": ("tasr.cli.transcribe", "transcribe audio files of any length: text, word times, srt/vtt/json/tsv"),
     "export": ("tasr.cli.export", "export a model to ONNX for onnxruntime and sherpa-onnx (fp32, --int8)"),
-    "bench features": ("tasr.bench_features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
-    "bench attention": ("tasr.bench_attention", "measure attention time and memory against sequence length, per backend"),
-    "bench train": ("tasr.bench_train", "training frames/s and peak memory, truncated vs full attention"),
+    "bench features": ("tasr.bench.features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
+    "bench attention": ("tasr.bench.attention", "measure attention time and memory against sequence length, per backend"),
+    "bench train": ("tasr.bench.train", "training frames/s and peak memory, truncated vs full attention"),
     "bench transcribe": ("tasr.bench_transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
 }
 

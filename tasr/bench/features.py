@@ -30,6 +30,12 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+import torchaudio.compliance.kaldi as kaldi
+from tqdm import tqdm
+
+import audio
 from tasr.errors import TasrError
 
 SAMPLE_RATE = 16000
@@ -55,9 +61,6 @@ def add_arguments(parser):
 
 def load_audio(folder: str, seconds: float):
     """A list of 1-D float32 tensors at 16 kHz totalling >= `seconds`, and a description of the source."""
-    import torch
-
-    import audio
 
     recordings = sorted((Path(folder) / "recordings").glob("*.wav"))
     waves, total = [], 0.0
@@ -84,7 +87,6 @@ def load_audio(folder: str, seconds: float):
 
 def make_batches(waves, batch_size):
     """Padded batches `[B, N]` with lengths `[B]`, utterances sorted by length (as a data loader would)."""
-    import torch
 
     order = sorted(range(len(waves)), key=lambda i: waves[i].numel())
     batches = []
@@ -100,11 +102,6 @@ def make_batches(waves, batch_size):
 
 def methods(waves, batches, skip, cuda):
     """name -> (threads, function computing everything, returning per-utterance features or None)."""
-    import numpy as np
-    import torch
-    import torchaudio.compliance.kaldi as kaldi
-
-    import audio
 
     frontend = audio.Fbank(SAMPLE_RATE)
 
@@ -193,9 +190,6 @@ def max_difference(ours, reference):
 
 
 def main(args):
-    import torch
-    from tqdm import tqdm
-
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # numpy's BLAS (librosa's mel product) then uses its own thread count
@@ -235,7 +229,6 @@ def main(args):
             if outputs.get(name) is not None:
                 checks[f"{name} vs torchaudio"] = max_difference(outputs[name], outputs["torchaudio"])
         # how far each float32 result is from the float64 one (torchaudio on float64 input)
-        import torchaudio.compliance.kaldi as kaldi
 
         exact = [kaldi.fbank(w.double().unsqueeze(0), num_mel_bins=80, dither=0.0, energy_floor=0.0) for w in waves]
         for name in ("tasr batched", "torchaudio", "kaldi-native-fbank"):

@@ -18,16 +18,23 @@ Writes attention_cost.csv, attention_cost.json and attention_cost.png (log-log t
 memory against length, with the fitted scaling exponent of each backend) to --out.
 """
 
+import csv
 import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
 from audio.options import FrameOptions
+from models.attention import truncated_attention
+from tasr.bench.child import run_in_child
+from tasr.errors import TasrError
 
 SUBSAMPLING = 4  # the encoder's usual subsampling (the default of models.encoder.Encoder)
 FRAME_SECONDS = SUBSAMPLING * FrameOptions.frame_shift / 1000  # one encoder frame of the default front-end
@@ -75,11 +82,6 @@ def add_arguments(parser):
 
 
 def main(args):
-    import torch
-    from tqdm import tqdm
-
-    from tasr.errors import TasrError
-
     lengths = parse_lengths(args.lengths)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise TasrError("--device cuda: no CUDA GPU is visible to PyTorch")
@@ -137,7 +139,6 @@ def main(args):
 
 def parse_lengths(text: str) -> list[int]:
     """'1000,2000,4000,...,262144' -> [1000, 2000, 4000, ..., 256000, 262144]."""
-    from tasr.errors import TasrError
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -186,8 +187,6 @@ def format_audio(seconds: float) -> str:
 
 
 def make_inputs(s, T, batch=None, seed=0):
-    import torch
-
     generator = torch.Generator().manual_seed(seed)
     dtype = getattr(torch, s["dtype"])
     shape = (batch or s["batch"], s["heads"], T, s["head_dim"])
@@ -197,9 +196,6 @@ def make_inputs(s, T, batch=None, seed=0):
 
 def attention_call(s, backend):
     """A function (q, k, v, lengths) -> out for a peer backend."""
-    import torch.nn.functional as F
-
-    from models.attention import truncated_attention
 
     if backend == "full":
         return lambda q, k, v, lengths=None: F.scaled_dot_product_attention(q, k, v)
@@ -210,7 +206,6 @@ def attention_call(s, backend):
 
 def check_against_dense(s, backends, T) -> dict:
     """Max |output difference| of each truncated backend against dense, on a padded batch of 2."""
-    import torch
 
     q, k, v = make_inputs(s, T, batch=2, seed=1)
     lengths = torch.tensor([T, max(1, T // 2 + 1)], device=q.device)
@@ -222,7 +217,6 @@ def check_against_dense(s, backends, T) -> dict:
 
 def reason_to_skip(s, backend, T, results, max_seconds):
     """Why (backend, T) should not run (too much memory or time), from earlier points; else None."""
-    import torch
 
     earlier = [r for r in results if r["backend"] == backend and r["status"] == "ok"]
     quadratic = backend == "dense" or (backend == "full")
@@ -258,8 +252,6 @@ def estimate_dense_bytes(s, T, earlier):
 
 
 def available_bytes(device) -> int:
-    import torch
-
     if device == "cuda":
         return torch.cuda.mem_get_info()[0]
     with open("/proc/meminfo") as f:
@@ -269,22 +261,20 @@ def available_bytes(device) -> int:
 
 def measure_in_child(s, backend, T) -> dict:
     """Run `measure` in a fresh Python process, so its peak memory is this point's alone."""
-    request = json.dumps(dict(settings=s, backend=backend, frames=T))
     env = dict(os.environ)
     if s["omp_wait_policy"] not in (None, "inherit"):
         env["OMP_WAIT_POLICY"] = s["omp_wait_policy"].upper()
-    child = subprocess.run([sys.executable, "-m", "tasr.bench_attention"], input=request,
-                           capture_output=True, text=True, env=env)
-    if child.returncode != 0:
-        last = (child.stderr.strip().splitlines() or ["no message"])[-1]
-        killed = " (killed: out of memory?)" if child.returncode < 0 else ""
-        return dict(status="failed", note=f"exit {child.returncode}{killed}: {last[:200]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    result = run_in_child("tasr.bench.attention:measure_request", dict(settings=s, backend=backend, frames=T), env=env)
+    return dict(status="failed", note=result["error"]) if "error" in result else result
+
+
+def measure_request(request) -> dict:
+    """`measure` of a request {"settings", "backend", "frames"} (what `measure_in_child` sends)."""
+    return measure(request["settings"], request["backend"], request["frames"])
 
 
 def measure(s, backend, T) -> dict:
     """Median time (ms) and extra peak memory (MiB) of one backend at length T, in this process."""
-    import torch
 
     if s["device"] == "cpu":
         torch.set_num_threads(s["threads"])
@@ -330,8 +320,6 @@ def measure(s, backend, T) -> dict:
 
 
 def memory_now(cuda: bool) -> int:
-    import torch
-
     if cuda:
         torch.cuda.synchronize()
         return torch.cuda.memory_allocated()
@@ -339,8 +327,6 @@ def memory_now(cuda: bool) -> int:
 
 
 def reset_peak(cuda: bool):
-    import torch
-
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     else:
@@ -349,8 +335,6 @@ def reset_peak(cuda: bool):
 
 
 def peak_memory(cuda: bool) -> int:
-    import torch
-
     return torch.cuda.max_memory_allocated() if cuda else _proc_status("VmHWM")
 
 
@@ -454,7 +438,7 @@ MIN_FIT_SPAN = 16  # the exponent goal is judged on fits from T to at least 16 T
 
 
 def check_goals(results, fits, args) -> list[str]:
-    """The issue's goals, where this run measured what they need: 'goal ...: measured ... PASSED|MISSED'."""
+    """The goals set by the flags, where this run measured what they need: 'goal ...: measured ... PASSED|MISSED'."""
     ok = {(r["backend"], r["frames"]): r for r in results if r["status"] == "ok"}
 
     def at(backend, T):  # the measured point at T, or at the nearest length within 10%
@@ -484,8 +468,6 @@ def check_goals(results, fits, args) -> list[str]:
 
 
 def write_csv(path, results):
-    import csv
-
     columns = ["backend", "frames", "audio_seconds", "status", "time_ms", "cpu_ms", "memory_mib", "useful_gflops",
                "speedup_vs_dense", "speedup_vs_full", "runs", "times_ms", "note"]
     with open(path, "w", newline="") as f:
@@ -531,13 +513,3 @@ def plot(path, results, fits, s):
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-
-
-def _child():
-    """Entry point of the measuring child process: JSON request on stdin, JSON result on stdout."""
-    request = json.loads(sys.stdin.read())
-    print(json.dumps(measure(request["settings"], request["backend"], request["frames"])))
-
-
-if __name__ == "__main__":
-    _child()

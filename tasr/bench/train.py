@@ -17,7 +17,6 @@ memory than full attention, which is the point of truncating it.
 
 import json
 import resource
-import subprocess
 import sys
 import time
 
@@ -25,6 +24,7 @@ import torch
 
 from models.attention import choose_backend
 from models.ctc import ctc_loss
+from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 from tasr.files import write_text
 from tasr.model import SpeechRecognizer
@@ -119,19 +119,6 @@ def attention_backend(model, batch: int, frames: int) -> str:
     return choose_backend(q, attention.left, attention.right)
 
 
-def run_child(job: dict, timeout: float) -> dict:
-    """`measure(job)` in a fresh Python process (so that peak memory is this job's alone)."""
-    command = [sys.executable, "-m", "tasr.bench_train", "--child", json.dumps(job)]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"took more than {timeout:.0f} s"}
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": "out of memory" if "out of memory" in result.stderr.lower() else last[:200]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def add_arguments(parser):
     parser.add_argument("--config", help="training config whose model to measure (default: tasr train's defaults)")
     parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0], help="utterance lengths")
@@ -162,7 +149,8 @@ def main(args):
                    "steps": args.steps, "device": args.device, "threads": args.threads,
                    "bf16": args.precision == "bf16"}
             print(f"measuring {seconds:g} s, {describe(context)} ...", file=sys.stderr, flush=True)
-            rows.append({"seconds": seconds, "context": describe(context), **run_child(job, args.timeout)})
+            result = run_in_child("tasr.bench.train:measure", job, args.timeout)
+            rows.append({"seconds": seconds, "context": describe(context), **result})
 
     gpu = args.device.startswith("cuda")
     header = f"{'length':>7}  {'attention':<20}{'backend':>9}{'frames/s':>10}{'peak RSS MiB':>14}{'step MiB':>10}"
@@ -199,11 +187,3 @@ def main(args):
             return 1
         print(f"check passed: at {longest:g} s every truncated context needs less memory than full attention")
     return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print(json.dumps(measure(json.loads(sys.argv[2]))))
-    else:
-        print("run it as: tasr bench train ...", file=sys.stderr)
-        sys.exit(2)
