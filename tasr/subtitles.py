@@ -66,31 +66,73 @@ def _fits(words, max_line: int, max_lines: int) -> bool:
 def segment(words: list[Word], duration: float, pause_s: float = 0.5, max_line: int = 42,
             max_lines: int = 2, max_duration_s: float = 7.0, min_show_s: float = 0.7) -> list[Segment]:
     """Cut `words` (in time order) into `Segment`s; `duration` is the audio's length in seconds."""
-    if max_lines not in (1, 2):
-        raise ValueError("max_lines must be 1 or 2")
-    groups = []
-    for w in words:
-        if groups:
-            last = groups[-1]
-            if (w.start - last[-1].end < pause_s and w.end - last[0].start <= max_duration_s
-                    and _fits(last + [w], max_line, max_lines)):
+    segmenter = Segmenter(pause_s, max_line, max_lines, max_duration_s, min_show_s)
+    segmenter.add(words, seen_s=0.0)  # nothing is final before the duration is known
+    return segmenter.finish(duration)
+
+
+class Segmenter:
+    """`segment` for words that come a few at a time: `add(words)` returns the segments that no
+    later word can change, `finish(duration)` the rest. A segment is final once the next one has
+    begun well inside the audio seen so far (`seen_s`, which `add` is told)."""
+
+    def __init__(self, pause_s: float = 0.5, max_line: int = 42, max_lines: int = 2, max_duration_s: float = 7.0,
+                 min_show_s: float = 0.7):
+        if max_lines not in (1, 2):
+            raise ValueError("max_lines must be 1 or 2")
+        self.pause_s, self.max_line, self.max_lines = pause_s, max_line, max_lines
+        self.max_duration_s, self.min_show_s = max_duration_s, min_show_s
+        self.groups = []  # word groups not yet given out as segments
+        self.last = None  # the last segment made, held back while a later group may join it
+        self.previous_end = 0.0  # end of the last segment given out or held
+
+    def add(self, words: list[Word], seen_s: float = float("inf")) -> list[Segment]:
+        """Add words (after those added before); returns the segments now final. `seen_s`: seconds
+        of audio seen so far (the duration is at least that)."""
+        for w in words:
+            last = self.groups[-1] if self.groups else None
+            if (last and w.start - last[-1].end < self.pause_s and w.end - last[0].start <= self.max_duration_s
+                    and _fits(last + [w], self.max_line, self.max_lines)):
                 last.append(w)
+            else:
+                self.groups.append([w])
+        done = []
+        while len(self.groups) > 1:  # a group is complete once the next one has begun
+            group, after = self.groups[0], self.groups[1][0]
+            start = max(group[0].start, self.previous_end)
+            if max(start, group[-1].end, after.start) >= seen_s - 0.01:
+                break  # near the end of what is known: the duration could still matter
+            self.groups.pop(0)
+            done += self._release()
+            self.last = self._make(group, start, group[-1].end, min(start + self.min_show_s, after.start))
+        return done
+
+    def finish(self, duration: float) -> list[Segment]:
+        """The remaining segments, for audio of `duration` seconds."""
+        done = []
+        for i, group in enumerate(self.groups):
+            start = min(max(group[0].start, self.previous_end), duration)
+            if start > duration - 0.001 and self.last is not None:  # no room left at the very end: join the last cue
+                self.last.words += group
+                self.last.lines = wrap(" ".join(w.text for w in self.last.words), self.max_line)
                 continue
-        groups.append([w])
-    segments = []
-    for i, group in enumerate(groups):
-        start = min(max(group[0].start, segments[-1].end if segments else 0.0), duration)
-        if start > duration - 0.001 and segments:  # no room left at the very end: join the last cue
-            last = segments[-1]
-            last.words += group
-            last.lines = wrap(" ".join(w.text for w in last.words), max_line)
-            continue
-        start = min(start, max(0.0, duration - 0.001))
-        end = min(max(group[-1].end, start), duration)
-        next_start = groups[i + 1][0].start if i + 1 < len(groups) else duration
-        end = max(end, min(start + min_show_s, next_start, duration))
-        segments.append(Segment(start, end, group, wrap(" ".join(w.text for w in group), max_line)))
-    return segments
+            start = min(start, max(0.0, duration - 0.001))
+            end = min(max(group[-1].end, start), duration)
+            next_start = self.groups[i + 1][0].start if i + 1 < len(self.groups) else duration
+            done += self._release()
+            self.last = self._make(group, start, end, min(start + self.min_show_s, next_start, duration))
+        self.groups = []
+        return done + self._release()
+
+    def _make(self, group, start: float, end: float, shown_until: float) -> Segment:
+        end = max(end, start, shown_until)
+        self.previous_end = end
+        return Segment(start, end, group, wrap(" ".join(w.text for w in group), self.max_line))
+
+    def _release(self) -> list[Segment]:
+        """The held-back segment, if any (a new one is about to be made)."""
+        out, self.last = ([self.last] if self.last is not None else []), None
+        return out
 
 
 def timestamp(seconds: float, decimal: str = ",") -> str:

@@ -29,6 +29,8 @@ import torch
 
 from tasr.text import WORD_BOUNDARY
 
+SNAP_REGION_S = 300.0  # seconds of audio whose energies set the threshold of sound for the words in them
+
 
 @dataclass
 class Word:
@@ -85,22 +87,124 @@ def sound_threshold(db: torch.Tensor) -> float:
 
 
 def snap_to_sound(words: list[Word], db: torch.Tensor, hop_s: float = 0.01, max_end_s: float = 0.5,
-                  max_start_s: float = 0.5) -> list[Word]:
+                  max_start_s: float = 0.5, region_s: float = SNAP_REGION_S) -> list[Word]:
     """Widen each word (in place, and returned) to the sound around it; `db` from `audio.energy_db`
-    (one value every `hop_s` seconds)."""
-    if not words or db.numel() == 0:
-        return words
-    loud = (db > sound_threshold(db)).tolist()
-    T = len(loud)
-    for i, w in enumerate(words):
-        previous_end = words[i - 1].end if i else 0.0
-        next_start = words[i + 1].start if i + 1 < len(words) else T * hop_s
-        t, limit = min(round(w.start / hop_s), T), max(round(max(previous_end, w.start - max_start_s) / hop_s), 0)
-        while t > limit and loud[t - 1]:
-            t -= 1
-        w.start = min(w.start, t * hop_s)
-        t, limit = max(round(w.end / hop_s), 0), min(round(min(next_start, w.end + max_end_s) / hop_s), T)
-        while t < limit and loud[t]:
-            t += 1
-        w.end = max(w.end, t * hop_s)
+    (one value every `hop_s` seconds). The same as a `SoundSnapper` fed the words and energies."""
+    snapper = SoundSnapper(hop_s, max_end_s, max_start_s, region_s)
+    snapper.add_energies(db)
+    snapper.add_words(words)
+    snapper.finish()
     return words
+
+
+class SoundSnapper:
+    """`snap_to_sound` for a recording of any length: words and energies in as they come (in time
+    order), each word snapped once what it needs has arrived, in bounded memory.
+
+    The threshold of sound (`sound_threshold`) is set per region of `region_s` seconds
+    (0-300 s, 300-600 s, ...; the last one is the recording's last `region_s` seconds), from the
+    region of the word's start: a recording's noise floor drifts over hours. A word is snapped
+    once its region is complete, the next word is known and the energies past its end have come;
+    the energies kept are those of about two regions.
+
+        snapper = SoundSnapper()
+        for db, words in pieces:
+            snapper.add_energies(db); snapper.add_words(words)
+            done = snapper.ready()        # the words snapped now (the same objects, in place)
+        done = snapper.finish()
+    """
+
+    def __init__(self, hop_s: float = 0.01, max_end_s: float = 0.5, max_start_s: float = 0.5,
+                 region_s: float = SNAP_REGION_S):
+        self.hop_s, self.max_end_s, self.max_start_s = hop_s, max_end_s, max_start_s
+        self.region = max(1, round(region_s / hop_s))  # frames per region
+        self.db = torch.zeros(0)  # energies from frame `offset` on
+        self.offset = 0
+        self.thresholds = {}  # region index -> threshold, for complete regions
+        self.pending = []  # words not snapped yet
+        self.previous_end = 0.0  # end of the last word snapped
+        self.finished = False
+
+    @property
+    def num_frames(self) -> int:
+        """Energy frames received so far."""
+        return self.offset + self.db.shape[0]
+
+    def add_energies(self, db: torch.Tensor) -> None:
+        self.db = torch.cat((self.db, db.float().cpu()))
+
+    def add_words(self, words: list[Word]) -> None:
+        self.pending += words
+
+    def ready(self) -> list[Word]:
+        """The pending words that can be snapped now, snapped."""
+        done = []
+        while len(self.pending) > 1:
+            w, after = self.pending[0], self.pending[1]
+            region = self._region(w)
+            limit = round(min(after.start, w.end + self.max_end_s) / self.hop_s) + 1
+            if (region + 1) * self.region > self.num_frames or limit > self.num_frames:
+                break
+            self._snap(w, after.start, self._threshold(region))
+            done.append(self.pending.pop(0))
+        self._trim()
+        return done
+
+    def finish(self) -> list[Word]:
+        """End of the recording: every pending word, snapped."""
+        self.finished = True
+        T = self.num_frames
+        done = []
+        while self.pending:
+            w = self.pending[0]
+            next_start = self.pending[1].start if len(self.pending) > 1 else T * self.hop_s
+            region = self._region(w)
+            full = (region + 1) * self.region <= T
+            self._snap(w, next_start, self._threshold(region) if full else self._last_threshold())
+            done.append(self.pending.pop(0))
+        return done
+
+    def _region(self, w: Word) -> int:
+        return max(0, int(w.start / self.hop_s)) // self.region
+
+    def _threshold(self, region: int) -> float:
+        if region not in self.thresholds:
+            a = region * self.region - self.offset
+            self.thresholds[region] = sound_threshold(self.db[a:a + self.region])
+        return self.thresholds[region]
+
+    def _last_threshold(self) -> float:
+        """The threshold of the recording's last region (its last `region` frames)."""
+        return sound_threshold(self.db[max(0, self.num_frames - self.region) - self.offset:])
+
+    def _snap(self, w: Word, next_start: float, threshold: float) -> None:
+        """Move the edges of `w` outwards while the frames next to them are above `threshold`."""
+        hop, T = self.hop_s, self.num_frames
+        if T == 0:
+            return
+
+        def loud(t):
+            return bool(self.db[t - self.offset] > threshold)
+
+        t = min(round(w.start / hop), T)
+        limit = max(round(max(self.previous_end, w.start - self.max_start_s) / hop), 0, self.offset)
+        while t > limit and loud(t - 1):
+            t -= 1
+        w.start = min(w.start, t * hop)
+        t, limit = max(round(w.end / hop), 0), min(round(min(next_start, w.end + self.max_end_s) / hop), T)
+        while t < limit and loud(t):
+            t += 1
+        w.end = max(w.end, t * hop)
+        self.previous_end = w.end
+
+    def _trim(self) -> None:
+        """Forget energies no pending word, region threshold or last region can need."""
+        keep = self.num_frames - self.region
+        if self.pending:
+            w = self.pending[0]
+            start = round(max(self.previous_end, w.start - self.max_start_s) / self.hop_s) - 1
+            keep = min(keep, self._region(w) * self.region, start)
+        keep = max(keep, self.offset)
+        if keep > self.offset:
+            self.db = self.db[keep - self.offset:]
+            self.offset = keep
