@@ -17,7 +17,11 @@ Formats (one file per input, `write_transcript`):
 - tsv: `start<TAB>end<TAB>text` per segment, times in integer milliseconds (as openai/whisper).
 """
 
+import contextlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 from tasr.files import atomic_write
@@ -194,3 +198,72 @@ def write_transcript(t, fmt: str, path) -> None:
     (a temporary file in the same folder, then a rename)."""
     with atomic_write(path, encoding="utf-8", newline="\n") as f:
         f.write(WRITERS[fmt](t))
+
+
+class TranscriptWriters:
+    """The outputs of one recording written segment by segment, for recordings of any length:
+    each file is a temporary one until `close`, which renames them all (an error, or `abort`,
+    removes them: never a half file). The json file's header (duration, text) is known only at
+    the end, so its text and segments wait in temporary files beside it.
+
+        with TranscriptWriters({"srt": "a.srt", "json": "a.json"}, name) as out:
+            out.write(segments)       # as they become final
+            out.close(duration)
+    """
+
+    def __init__(self, paths: dict, name: str):
+        self.name = name
+        self.stack = contextlib.ExitStack()
+        self.files = {fmt: self.stack.enter_context(atomic_write(path, encoding="utf-8", newline="\n"))
+                      for fmt, path in paths.items()}
+        self.spools = {}
+        if "json" in self.files:
+            directory = os.path.dirname(os.path.abspath(paths["json"]))
+            self.spools = {part: self.stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", dir=directory))
+                           for part in ("text", "segments")}
+        if "vtt" in self.files:
+            self.files["vtt"].write("WEBVTT\n\n")
+        if "tsv" in self.files:
+            self.files["tsv"].write("start\tend\ttext\n")
+        self.count = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return self.stack.__exit__(*error)
+
+    def write(self, segments: list[Segment]) -> None:
+        for s in segments:
+            self.count += 1
+            for fmt, f in self.files.items():
+                if fmt == "json":
+                    text = json.dumps(s.text, ensure_ascii=False)[1:-1]
+                    self.spools["text"].write(text if self.count == 1 else " " + text)
+                    entry = {"id": self.count - 1, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text,
+                             "words": [w.to_dict() for w in s.words]}
+                    self.spools["segments"].write((",\n  " if self.count > 1 else "\n  ")
+                                                  + json.dumps(entry, ensure_ascii=False))
+                else:
+                    f.write(SEGMENT_WRITERS[fmt](s, self.count))
+
+    def close(self, duration: float) -> None:
+        """Finish every file (json: its header, then its segments) and rename them into place."""
+        if "json" in self.files:
+            f = self.files["json"]
+            f.write("{" + f'"audio": {json.dumps(self.name, ensure_ascii=False)}, "duration": {round(duration, 3)}, '
+                    '"text": "')
+            for part, closing in (("text", '",\n "segments": ['), ("segments", "\n ]\n}\n" if self.count else "]\n}\n")):
+                spool = self.spools[part]
+                spool.seek(0)
+                shutil.copyfileobj(spool, f)
+                f.write(closing)
+        self.stack.close()
+
+
+SEGMENT_WRITERS = {
+    "txt": lambda s, i: s.text + "\n",
+    "srt": lambda s, i: f"{i}\n{timestamp(s.start)} --> {timestamp(s.end)}\n" + "\n".join(s.lines) + "\n\n",
+    "vtt": lambda s, i: f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n" + "\n".join(s.lines) + "\n\n",
+    "tsv": lambda s, i: f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{s.text.replace(chr(9), ' ')}\n",
+}

@@ -29,6 +29,7 @@ import torch
 
 from tasr.text import WORD_BOUNDARY
 
+MAX_WORD_TOKENS = 1000  # a run of more tokens without a boundary (an untrained model) is cut into words of this many
 SNAP_REGION_S = 300.0  # seconds of audio whose energies set the threshold of sound for the words in them
 
 
@@ -46,21 +47,32 @@ class Word:
                 "confidence": round(self.confidence, 4)}
 
 
+def word_starts(spans, tokenizer, frame_s: float, pause_s: float = 0.3) -> list[int]:
+    """Indices of the spans that begin a word: a piece starting with "▁", a pause of `pause_s`
+    before it, the first span, or a word already `MAX_WORD_TOKENS` long."""
+    pieces = tokenizer.tokens
+    pause = max(1, round(pause_s / frame_s))
+    starts, previous, length = [], None, 0
+    for i, span in enumerate(spans):
+        piece = pieces[span.token] if 0 <= span.token < len(pieces) else ""
+        if (piece.startswith(WORD_BOUNDARY) or previous is None or span.start - previous.end >= pause
+                or length >= MAX_WORD_TOKENS):
+            starts.append(i)
+            length = 0
+        previous = span
+        length += piece != WORD_BOUNDARY  # a space on its own (character tokenizer) only separates
+    return starts
+
+
 def words_from_spans(spans, tokenizer, frame_s: float, offset_s: float = 0.0, pause_s: float = 0.3) -> list[Word]:
     """Group token spans (`models.ctc.TokenSpan`: token, start, end, score; in time order) into `Word`s.
 
     `offset_s` is added to every time (the spans' frame 0 is at `offset_s` seconds).
     """
     pieces = tokenizer.tokens
-    pause = max(1, round(pause_s / frame_s))
-    groups, previous = [], None  # lists of spans, one per word
-    for span in spans:
-        piece = pieces[span.token] if 0 <= span.token < len(pieces) else ""
-        if piece.startswith(WORD_BOUNDARY) or previous is None or span.start - previous.end >= pause:
-            groups.append([])
-        previous = span
-        if piece != WORD_BOUNDARY:  # a space on its own (character tokenizer) only separates
-            groups[-1].append(span)
+    bounds = word_starts(spans, tokenizer, frame_s, pause_s) + [len(spans)]
+    groups = [[s for s in spans[a:b] if (pieces[s.token] if 0 <= s.token < len(pieces) else "") != WORD_BOUNDARY]
+              for a, b in zip(bounds[:-1], bounds[1:])]
     words = []
     for group in groups:
         if not group:

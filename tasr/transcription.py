@@ -36,11 +36,14 @@ from models.windowing import encode_windowed
 from tasr.data import BadUtterance, is_plain_name, load_utterance, read_manifest
 from tasr.decoding import DecodingOptions
 from tasr.errors import TasrError
+from tasr.longform import LongTranscription
 from tasr.streaming import StreamingRecognizer
 from tasr.subtitles import segment
 from tasr.timestamps import snap_to_sound, words_from_spans
 
 DEFAULT_MAX_FRAMES = 30_000  # front-end frames per encoder pass: 5 minutes of 10 ms frames
+DEFAULT_MEMORY_MB = 128  # activation memory of one encoder chunk for recordings read block by block
+BLOCK_SECONDS = 30.0  # seconds of audio read at a time from a file
 LONG_FILE_FRAMES = 6_000  # inputs longer than this (60 s of 10 ms frames) go alone, with a progress bar
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
                     ".snd", ".sph", ".nist", ".w64", ".caf", ".rf64", ".voc", ".wv", ".m4a", ".webm"}
@@ -70,17 +73,20 @@ class Transcriber:
     options: `tasr.decoding.DecodingOptions` (default greedy); max_frames: front-end frames per
     encoder pass (None: no limit); pause_s: a pause this long ends a word; chunk_pause_s: beam
     search and alignment run between pauses at least this long; snap: widen words to the sound
-    around them (`tasr.timestamps.snap_to_sound`).
+    around them (`tasr.timestamps.snap_to_sound`); memory_mb: activation memory of one encoder
+    chunk when a recording is read block by block (`bounded`).
     """
 
     def __init__(self, model, options: DecodingOptions | None = None, max_frames: int | None = DEFAULT_MAX_FRAMES,
-                 pause_s: float = 0.3, chunk_pause_s: float = 0.4, snap: bool = True):
+                 pause_s: float = 0.3, chunk_pause_s: float = 0.4, snap: bool = True,
+                 memory_mb: float = DEFAULT_MEMORY_MB):
         self.model = model
         self.options = options or DecodingOptions()
         model.decoder(self.options)  # set up the search now: bad options are one clear error
         self.device = model.device
         self.max_frames = max_frames or None
         self.pause_s, self.chunk_pause_s, self.snap = pause_s, chunk_pause_s, snap
+        self.memory_mb = memory_mb
 
     @torch.inference_mode()
     def log_probs(self, waveform: torch.Tensor, progress=None) -> torch.Tensor:
@@ -130,6 +136,35 @@ class Transcriber:
         for w in words:  # the last frames can reach past the end of the audio by a fraction of a frame
             w.start, w.end = min(w.start, duration), min(w.end, duration)
         return Result(name, duration, " ".join(w.text for w in words), segment(words, duration))
+
+    def can_stream(self) -> bool:
+        """Whether recordings can go block by block (`bounded`): limited attention context, a
+        front-end that does not need the whole input."""
+        fbank = dict(self.model.config.get("fbank") or {})
+        return None not in self.model.encoder.receptive_field() and not fbank.get("subtract_mean")
+
+    def bounded(self, blocks, name: str = "", writers=None, keep_segments: bool = True) -> Result:
+        """The `Result` of one recording given as waveform blocks [n] (e.g. `audio.stream_blocks`),
+        in memory that does not grow with its length (`tasr.longform`); the same as `result` of
+        the whole waveform. `writers` (`tasr.subtitles.TranscriptWriters`) are given the segments
+        as they become final and closed at the end; keep_segments=False leaves them out of the Result."""
+        try:
+            long = LongTranscription(self.model, self.spans, round(self.memory_mb * 2**20), self.pause_s,
+                                     self.chunk_pause_s, self.snap)
+        except ValueError as error:
+            raise TasrError(str(error)) from None
+        kept = []
+        for block in blocks:
+            segments = long.accept(block)
+            kept += segments if keep_segments else []
+            if writers is not None:
+                writers.write(segments)
+        segments = long.finish()
+        kept += segments if keep_segments else []
+        if writers is not None:
+            writers.write(segments)
+            writers.close(long.duration)
+        return Result(name, long.duration, long.text, kept)
 
     def results(self, inputs, batch_size: int = 8):
         """Transcribe `inputs`, (name, waveform [N]) pairs, short ones together in padded batches of
@@ -210,12 +245,26 @@ def transcribe(model, source, beam: int | None = None, lexicon: str | None = Non
     beam: beam size (None: greedy); lexicon/lm: a lexicon file and a KenLM word model for beam
     search (`tasr.decoding`), or give `options` instead; max_frames: memory budget per encoder
     pass (front-end frames, None: no limit); snap: widen word times to the sound around them.
+    A file goes block by block in bounded memory (`Transcriber.bounded`) when the model can stream,
+    with the result of the whole waveform at once.
     """
     options = decoding_options(options, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score)
-    waveform = load_audio(source, model.sample_rate)
     transcriber = Transcriber(model, options, max_frames, snap=snap)
+    if not isinstance(source, torch.Tensor) and transcriber.can_stream():
+        return transcriber.bounded(read_blocks(source, model.sample_rate), os.fsdecode(source))
+    waveform = load_audio(source, model.sample_rate)
     name = "" if isinstance(source, torch.Tensor) else os.fsdecode(source)
     return transcriber.result(transcriber.log_probs(waveform), waveform, name)
+
+
+def read_blocks(path, sample_rate: int, offset: float = 0.0, duration: float | None = None):
+    """`audio.stream_blocks` of `path` with TasrError naming the file and the reason (also midway)."""
+    try:
+        yield from audio.stream_blocks(path, sample_rate, BLOCK_SECONDS, offset, duration)
+    except audio.AudioError as error:
+        raise TasrError(str(error)) from None
+    except (OSError, RuntimeError, ValueError) as error:
+        raise TasrError(f"{path}: cannot read ({error})") from None
 
 
 def stream(model, chunks, beam: int | None = None, lexicon: str | None = None, lm: str | None = None,

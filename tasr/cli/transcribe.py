@@ -26,6 +26,12 @@ pauses, keep to two lines of 42 characters and have increasing times within the 
 --streaming feeds each file chunk by chunk (--chunk-ms) through the online front-end and the
 encoder's stream and prints partial results as they come; the final text is the offline one.
 
+A file longer than 60 s is read block by block, resampled as it streams, and goes through the
+online front-end, the encoder's stream (chunks of the most frames whose activations fit
+--memory-mb) and the decoder, its outputs written segment by segment into temporary files
+renamed at the end: memory does not grow with the length of the file (`tasr.longform`), and the
+result is that of the whole file at once.
+
 A file that cannot be read is reported and skipped, and so is a truncated WAV file (one whose
 data chunk is shorter than its header says: it is not transcribed in part) and a manifest line
 that is not a valid utterance (a value of the wrong type, an id that is not a plain file name);
@@ -44,9 +50,10 @@ from tasr.decoding import DecodingOptions
 from tasr.device import CHOICES as DEVICES
 from tasr.errors import TasrError
 from tasr.model import load_model
-from tasr.subtitles import FORMATS, write_transcript
-from tasr.transcription import (DEFAULT_MAX_FRAMES, Source, Transcriber, check_outputs, find_inputs, load_source,
-                                output_paths, stream)
+import audio
+from tasr.subtitles import FORMATS, TranscriptWriters, write_transcript
+from tasr.transcription import (DEFAULT_MAX_FRAMES, DEFAULT_MEMORY_MB, LONG_FILE_FRAMES, Source, Transcriber,
+                                check_outputs, find_inputs, load_source, output_paths, read_blocks, stream)
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 
@@ -82,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_MAX_FRAMES} = 5 min); longer recordings go in overlapping "
                              "windows with the same result as one pass. Memory grows linearly with N for "
                              "truncated attention, quadratically for full attention. 0 = no limit")
+    parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_MB, metavar="MB",
+                        help="activation memory of one encoder chunk for files read block by block "
+                             f"(default {DEFAULT_MEMORY_MB})")
     parser.add_argument("--streaming", action="store_true",
                         help="feed each input chunk by chunk and print partial results")
     parser.add_argument("--chunk-ms", type=int, default=640, metavar="MS",
@@ -112,7 +122,10 @@ def main(args) -> int:
                         f"{'--streaming' if args.streaming else '--device ' + args.device}")
     else:
         model = export.OnnxModel(args.model, int8=args.runtime == "onnxruntime-int8", threads=args.threads)
-    transcriber = Transcriber(model, options, max_frames=args.max_frames, snap=not args.raw_timestamps)
+    if args.memory_mb <= 0:
+        raise TasrError(f"--memory-mb must be positive, not {args.memory_mb}")
+    transcriber = Transcriber(model, options, max_frames=args.max_frames, snap=not args.raw_timestamps,
+                              memory_mb=args.memory_mb)
 
     sources, failures = find_inputs(args.inputs, args.output_dir)
     sources, clashes = check_outputs(sources, formats)
@@ -174,18 +187,18 @@ class Run:
         except (TasrError, OSError) as error:
             self.fail(source, str(error))
             return
-        if not self.quiet:
-            tqdm.write(f"{source.name}: {result.text}", file=sys.stdout)
-        self.done += 1
-        self.audio_seconds += result.duration
-        self.bar.update(1)
+        self.report(source, result)
 
     def batched(self, sources, batch_size: int) -> None:
-        """Every source through `Transcriber.results` (short ones batched, long ones windowed)."""
+        """Every source through `Transcriber.results` (short ones batched, long ones windowed), long
+        files block by block in bounded memory (`bounded`)."""
         loaded = []
 
         def inputs():
             for source in sources:
+                if self.is_long(source):
+                    self.bounded(source)
+                    continue
                 waveform = self.load(source)
                 if waveform is not None:
                     loaded.append(source)
@@ -193,6 +206,37 @@ class Run:
 
         for index, _, _, result in self.transcriber.results(inputs(), batch_size):
             self.finish(loaded[index], result)
+
+    def is_long(self, source: Source) -> bool:
+        """A file (not a manifest line) longer than `LONG_FILE_FRAMES` that the model can take block by block."""
+        if source.item is not None or not self.transcriber.can_stream():
+            return False
+        try:
+            duration = audio.info(source.audio).duration
+        except audio.AudioError:
+            return False  # `load` reports it
+        return duration is None or duration > LONG_FILE_FRAMES * self.model.frame_shift_s
+
+    def bounded(self, source: Source) -> None:
+        """One long file read, transcribed and written block by block; an error midway leaves no output."""
+        try:
+            with TranscriptWriters(output_paths(source, self.formats), source.name) as writers:
+                result = self.transcriber.bounded(read_blocks(source.audio, self.model.sample_rate), source.name,
+                                                  writers, keep_segments=False)
+        except (TasrError, OSError) as error:
+            self.fail(source, str(error))
+            return
+        except Exception as error:  # a bug: say so, and go on with the other inputs
+            self.fail(source, f"internal error ({type(error).__name__}: {error}); please report it")
+            return
+        self.report(source, result)
+
+    def report(self, source: Source, result) -> None:
+        if not self.quiet:
+            tqdm.write(f"{source.name}: {result.text}", file=sys.stdout)
+        self.done += 1
+        self.audio_seconds += result.duration
+        self.bar.update(1)
 
     def stream(self, source: Source, chunk_ms: int) -> None:
         """One input fed chunk by chunk; partial results go to stderr as they change."""
