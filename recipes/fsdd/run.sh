@@ -34,7 +34,8 @@ an4=false                           # true: AN4's training set (948 utterances o
                                     # words; resampled to 8 kHz by the loader) joins the training utterances
 an4_dir=$(absolute "${AN4_ROOT:-}") # an existing AN4 copy; empty: stage 0 downloads it into $download_dir/an4
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
-seed=1
+seed=1                              # training seed: model, training-data draw and augmentation
+test_seed=3                         # draw of the test sets (isolated: test_seed + 1), the same for every training seed
 cmvn_utterances=2000                # utterances (random) for the CMVN statistics; 0: all
 average_num=2                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
@@ -46,7 +47,7 @@ threads=1                           # torch threads per process: small models on
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers an4 an4_dir num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed
+  test_speakers an4 an4_dir num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed test_seed
   cmvn_utterances average_num beam_size speeds partner device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir an4_dir"
 parse_options "$@"
@@ -94,10 +95,10 @@ connected_digits() {
     --indices 0-4 --num "$num_dev" --seed "$((seed + 1))" --name dev --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/dev" \
     --manifest "$data_dir/dev.jsonl"
   once "$data_dir/test.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
-    --indices 0-49 --num "$num_test" --seed "$((seed + 2))" --name test --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/test" \
+    --indices 0-49 --num "$num_test" --seed "$test_seed" --name test --min-digits "$min_digits" --max-digits "$max_digits" --out-dir "$data_dir/test" \
     --manifest "$data_dir/test.jsonl"
   once "$data_dir/isolated.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
-    --indices 0-49 --num "$num_isolated" --seed "$((seed + 3))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
+    --indices 0-49 --num "$num_isolated" --seed "$((test_seed + 1))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
     --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
   if [ "$an4" = true ]; then an4_utterances; fi
 }
