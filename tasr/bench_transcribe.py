@@ -16,6 +16,13 @@ through `model.stream` (as `tasr transcribe --streaming`: online front-end, the 
 caches, greedy partial text, then the final result), on 1 CPU thread, beside the offline RTF on
 1 thread. Its latency is the chunk plus the model's look-ahead. The command also fails when
 streaming is more than --max-stream-ratio times slower than offline.
+
+Runtimes (--runtimes torch,onnxruntime,onnxruntime-int8,sherpa-onnx), in a table of their own:
+the model exported by `tasr export --int8` and run offline on the same inputs and thread counts
+by onnxruntime (fp32, int8 weights; `tasr transcribe --runtime ...`, the whole path with word
+times) and by sherpa-onnx (its own fbank and greedy search, text only), beside PyTorch eager;
+with the sizes of model.pt, model.onnx and model.int8.onnx. Whether int8 changes the WER is a
+matter for `tasr decode`, not this table.
 """
 
 import multiprocessing
@@ -27,10 +34,13 @@ import time
 
 import torch
 
+from tasr.errors import TasrError
+
 SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
          "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,
                      "subsampling_channels": 32, "conv_kernel": 15, "left": 16, "right": 2, "dropout": 0.0}}
 STREAM_THREADS = 1
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "sherpa-onnx")
 
 
 def add_arguments(parser) -> None:
@@ -49,6 +59,14 @@ def add_arguments(parser) -> None:
                         help="fail when truncated attention on the most threads is slower than this (default 0.02)")
     parser.add_argument("--stream-chunk-ms", type=int, default=320, metavar="MS",
                         help="chunk of the streaming measurement, ms of audio (default 320; 0: no streaming)")
+    parser.add_argument("--runtimes", default="torch", metavar="LIST",
+                        help=f"comma-separated, of {', '.join(RUNTIMES)}: with any but torch, a table of the model "
+                             "exported by `tasr export --int8` in each runtime, offline on --threads CPU threads, "
+                             "and the files' sizes (default torch: no such table)")
+    parser.add_argument("--file-durations", type=float, nargs="*", default=[3600], metavar="S",
+                        help="lengths of generated 8 kHz wav files transcribed as `tasr transcribe` does (block by "
+                             "block, outputs written), with peak RSS, on the most --threads (default 3600; "
+                             "86400 for a day takes about half an hour; none: no such table)")
     parser.add_argument("--max-stream-ratio", type=float, default=1.5,
                         help="fail when streaming RTF exceeds this times offline RTF on 1 thread (default 1.5)")
 
@@ -81,17 +99,7 @@ def _measure(spec: dict, queue) -> None:
             state["config"]["encoder"].update(left=None, right=None)
         model = SpeechRecognizer.from_file_state(state).to(spec["device"]).eval()
         rate = model.sample_rate
-        if spec["audio"]:
-            import soundfile
-
-            import audio
-
-            with soundfile.SoundFile(spec["audio"]) as f:  # read no more than needed (peak memory)
-                data = f.read(min(f.frames, int(spec["seconds"] * f.samplerate) + 1), dtype="float32", always_2d=True)
-                piece = audio.load((torch.from_numpy(data.T.copy()), f.samplerate), rate)
-            wave = piece.repeat(int(spec["seconds"] * rate) // max(1, piece.shape[0]) + 1)[: int(spec["seconds"] * rate)]
-        else:
-            wave = speechlike(spec["seconds"], rate)
+        wave = _input_wave(spec, rate)
         budget = spec["max_frames"] if spec["max_frames"] is not None else DEFAULT_MAX_FRAMES
         max_frames = None if spec["attention"] == "full" else budget
         _transcribe(model, wave[:rate], max_frames, spec.get("chunk_ms"))
@@ -102,12 +110,36 @@ def _measure(spec: dict, queue) -> None:
         sync()
         wall = time.perf_counter() - start
         result = {"wall": wall, "rtf": wall / spec["seconds"], "words": len(t.words),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                  "peak_rss_mb": peak_rss_mb()}
         if spec["device"] == "cuda":
             result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         queue.put(result)
     except Exception as error:  # reported in the table, e.g. out of memory for full attention
         queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def _input_wave(spec: dict, rate: int) -> torch.Tensor:
+    """The waveform [N] at `rate` of a measurement: --audio repeated to spec["seconds"], or `speechlike` noise."""
+    if not spec["audio"]:
+        return speechlike(spec["seconds"], rate)
+    import soundfile
+
+    import audio
+
+    with soundfile.SoundFile(spec["audio"]) as f:  # read no more than needed (peak memory)
+        data = f.read(min(f.frames, int(spec["seconds"] * f.samplerate) + 1), dtype="float32", always_2d=True)
+        piece = audio.load((torch.from_numpy(data.T.copy()), f.samplerate), rate)
+    return piece.repeat(int(spec["seconds"] * rate) // max(1, piece.shape[0]) + 1)[: int(spec["seconds"] * rate)]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM (getrusage's ru_maxrss would count the parent's
+    peak at the fork that started it)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _transcribe(model, wave, max_frames, chunk_ms=None):
@@ -119,10 +151,11 @@ def _transcribe(model, wave, max_frames, chunk_ms=None):
     return final
 
 
-def measure(spec: dict) -> dict:
+def measure(spec: dict, target=_measure) -> dict:
+    """`target(spec, queue)` in a fresh process: its result dict."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_measure, args=(spec, queue))
+    process = context.Process(target=target, args=(spec, queue))
     process.start()
     process.join()
     if not queue.empty():
@@ -157,9 +190,13 @@ def main(args) -> int:
                     specs.append({"model": model_path, "device": device, "threads": threads, "seconds": seconds,
                                   "attention": attention, "audio": args.audio, "max_frames": args.max_frames})
         specs += stream_specs(model, model_path, args, specs)
+        runtimes, sizes = runtime_specs(model, model_path, args, tmp)
         rows = []
         for spec in tqdm(specs, desc="bench transcribe", unit="run", disable=None):
             rows.append((spec, measure(spec)))
+        runtime_rows = [(spec, measure(spec, _measure_runtime))
+                        for spec in tqdm(runtimes, desc="bench runtimes", unit="run", disable=None)]
+        file_rows = [(spec, measure(spec, _measure_file)) for spec in file_specs(model_path, args, tmp)]
 
     streamed = [(spec, r) for spec, r in rows if spec.get("chunk_ms")]
     rows = [(spec, r) for spec, r in rows if not spec.get("chunk_ms")]
@@ -173,6 +210,8 @@ def main(args) -> int:
         print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}{gpu}")
     print(full_attention_note(model, max(args.durations)))
     stream_failed = print_streaming(model, args, rows, streamed)
+    print_runtimes(runtime_rows, sizes)
+    print_files(file_rows)
 
     top = max(args.threads)
     checked = [(s, r) for s, r in rows if s["device"] == "cpu" and s["threads"] == top and s["attention"] == "truncated"]
@@ -233,6 +272,89 @@ def print_streaming(model, args, rows, streamed) -> bool:
     return False
 
 
+def runtime_specs(model, model_path, args, folder) -> tuple[list[dict], dict]:
+    """Measurements of --runtimes (none unless one is not torch), with `model` exported under `folder`
+    (fp32 and int8); and {file name: bytes} of model.pt and the exported files."""
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = sorted(set(runtimes) - set(RUNTIMES))
+    if unknown:
+        raise TasrError(f"--runtimes: unknown {', '.join(unknown)} (choose from {', '.join(RUNTIMES)})")
+    if set(runtimes) <= {"torch"}:
+        return [], {}
+    from tasr import export
+
+    onnx = os.path.join(folder, "onnx")
+    print(f"exporting to ONNX for {', '.join(runtimes)}", file=sys.stderr)
+    written = export.export(model, onnx, int8=True)
+    sizes = {os.path.basename(model_path): os.path.getsize(model_path)}
+    sizes.update((name, os.path.getsize(path)) for name, path in written.items() if name.endswith(".onnx"))
+    specs = [{"model": model_path, "onnx": onnx, "runtime": runtime, "threads": threads, "seconds": seconds,
+              "audio": args.audio, "max_frames": args.max_frames}
+             for threads in args.threads for seconds in args.durations for runtime in runtimes]
+    return specs, sizes
+
+
+def _measure_runtime(spec: dict, queue) -> None:
+    """Child process: one timed offline transcription in spec["runtime"] on spec["threads"] CPU threads."""
+    try:
+        torch.set_num_threads(spec["threads"])
+        from tasr import export
+        from tasr.model import SpeechRecognizer
+        from tasr.transcription import DEFAULT_MAX_FRAMES
+
+        runtime, threads = spec["runtime"], spec["threads"]
+        if runtime == "sherpa-onnx":
+            recognizer = export.sherpa_recognizer(spec["onnx"], threads=threads)
+            rate = int(export.read_metadata(os.path.join(spec["onnx"], export.MODEL_FILE))["sample_rate"])
+
+            def words(wave):  # sherpa-onnx's own fbank and greedy search: text, no word times
+                stream = recognizer.create_stream()
+                stream.accept_waveform(rate, wave.numpy())
+                recognizer.decode_stream(stream)
+                return len(stream.result.text.split())
+        else:
+            if runtime == "torch":
+                model = SpeechRecognizer.load(spec["model"])
+            else:
+                model = export.OnnxModel(spec["onnx"], int8=runtime == "onnxruntime-int8", threads=threads)
+            rate = model.sample_rate
+            budget = spec["max_frames"] if spec["max_frames"] is not None else DEFAULT_MAX_FRAMES
+
+            def words(wave):  # the whole `tasr transcribe` path: windows, greedy, word times, segments
+                return len(model.transcribe(wave, max_frames=budget).words)
+        wave = _input_wave(spec, rate)
+        words(wave[:rate])
+        start = time.perf_counter()
+        count = words(wave)
+        wall = time.perf_counter() - start
+        queue.put({"wall": wall, "rtf": wall / spec["seconds"], "words": count,
+                   "peak_rss_mb": peak_rss_mb()})
+    except Exception as error:
+        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def print_runtimes(rows, sizes) -> None:
+    """The --runtimes table, the exported files' sizes and the fastest runtime per thread count."""
+    if not rows:
+        return
+    print("\nruntimes, offline on the CPU, the same model and input (torch, onnxruntime: the whole transcription "
+          "with word times; sherpa-onnx: its own fbank and greedy text)")
+    print(f"{'runtime':<17} {'threads':>7} {'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11} {'words':>6}")
+    best = {}
+    for spec, r in rows:
+        head = f"{spec['runtime']:<17} {spec['threads']:>7} {spec['seconds']:>8g}"
+        if "error" in r:
+            print(f"{head} failed: {r['error']}")
+            continue
+        print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f} {r['words']:>6}")
+        key = (spec["threads"], spec["seconds"])
+        if key not in best or r["rtf"] < best[key][1]:
+            best[key] = (spec["runtime"], r["rtf"])
+    print("files: " + ", ".join(f"{name} {_size(size)}" for name, size in sizes.items()))
+    for (threads, seconds), (runtime, rtf) in sorted(best.items()):
+        print(f"fastest on {threads} thread(s), {seconds:g} s: {runtime} (RTF {rtf:.4f})")
+
+
 def full_attention_note(model, seconds: float) -> str:
     """What the attention scores of one layer take for `seconds` of audio, full vs truncated."""
     enc = model.encoder
@@ -250,3 +372,59 @@ def _size(num_bytes: float) -> str:
         if num_bytes < 1024 or unit == "GiB":
             return f"{num_bytes:.1f} {unit}"
         num_bytes /= 1024
+
+
+FILE_RATE = 8000  # Hz of the generated files (resampled to the model's rate as they are read)
+
+
+def file_specs(model_path, args, folder) -> list[dict]:
+    """Whole-file measurements: one generated wav per --file-durations, on the most --threads."""
+    return [{"model": model_path, "threads": max(args.threads), "seconds": seconds, "folder": folder}
+            for seconds in args.file_durations or []]
+
+
+def write_speechlike_wav(path, seconds: float, rate: int = FILE_RATE, block_s: float = 600.0) -> None:
+    """`speechlike` noise bursts as a 16-bit wav file, written block by block (memory: one block)."""
+    import soundfile
+
+    with soundfile.SoundFile(path, "w", rate, 1, "PCM_16") as f:
+        for i, start in enumerate(range(0, int(seconds), int(block_s))):
+            f.write(speechlike(min(block_s, seconds - start), rate, seed=i).clamp(-1, 1).numpy())
+
+
+def _measure_file(spec: dict, queue) -> None:
+    """Child process: a generated wav of spec["seconds"] transcribed as `tasr transcribe FILE -f all` does."""
+    try:
+        torch.set_num_threads(spec["threads"])
+        from tasr.model import load_model
+        from tasr.subtitles import FORMATS, TranscriptWriters
+        from tasr.transcription import Transcriber, read_blocks
+
+        model = load_model(spec["model"], "cpu")
+        path = os.path.join(spec["folder"], f"speech-{spec['seconds']:g}s.wav")
+        write_speechlike_wav(path, spec["seconds"])
+        transcriber = Transcriber(model)
+        outputs = {fmt: os.path.join(spec["folder"], f"out.{fmt}") for fmt in FORMATS}
+        start = time.perf_counter()
+        with TranscriptWriters(outputs, path) as writers:
+            result = transcriber.bounded(read_blocks(path, model.sample_rate), path, writers, keep_segments=False)
+        wall = time.perf_counter() - start
+        os.unlink(path)
+        queue.put({"wall": wall, "rtf": wall / spec["seconds"], "peak_rss_mb": peak_rss_mb(),
+                   "characters": len(result.text)})
+    except Exception as error:
+        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def print_files(rows) -> None:
+    """The whole-file table: RTF and peak RSS against the file's length."""
+    if not rows:
+        return
+    print(f"\nfiles read block by block ({FILE_RATE} Hz wav, every output format), on {rows[0][0]['threads']} "
+          f"CPU thread(s)")
+    print(f"{'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11}")
+    for spec, r in rows:
+        if "error" in r:
+            print(f"{spec['seconds']:>8g} failed: {r['error']}")
+        else:
+            print(f"{spec['seconds']:>8g} {r['wall']:>8.1f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}")
