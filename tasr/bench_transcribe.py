@@ -63,6 +63,10 @@ def add_arguments(parser) -> None:
                         help=f"comma-separated, of {', '.join(RUNTIMES)}: with any but torch, a table of the model "
                              "exported by `tasr export --int8` in each runtime, offline on --threads CPU threads, "
                              "and the files' sizes (default torch: no such table)")
+    parser.add_argument("--file-durations", type=float, nargs="*", default=[3600], metavar="S",
+                        help="lengths of generated 8 kHz wav files transcribed as `tasr transcribe` does (block by "
+                             "block, outputs written), with peak RSS, on the most --threads (default 3600; "
+                             "86400 for a day takes about half an hour; none: no such table)")
     parser.add_argument("--max-stream-ratio", type=float, default=1.5,
                         help="fail when streaming RTF exceeds this times offline RTF on 1 thread (default 1.5)")
 
@@ -192,6 +196,7 @@ def main(args) -> int:
             rows.append((spec, measure(spec)))
         runtime_rows = [(spec, measure(spec, _measure_runtime))
                         for spec in tqdm(runtimes, desc="bench runtimes", unit="run", disable=None)]
+        file_rows = [(spec, measure(spec, _measure_file)) for spec in file_specs(model_path, args, tmp)]
 
     streamed = [(spec, r) for spec, r in rows if spec.get("chunk_ms")]
     rows = [(spec, r) for spec, r in rows if not spec.get("chunk_ms")]
@@ -206,6 +211,7 @@ def main(args) -> int:
     print(full_attention_note(model, max(args.durations)))
     stream_failed = print_streaming(model, args, rows, streamed)
     print_runtimes(runtime_rows, sizes)
+    print_files(file_rows)
 
     top = max(args.threads)
     checked = [(s, r) for s, r in rows if s["device"] == "cpu" and s["threads"] == top and s["attention"] == "truncated"]
@@ -367,3 +373,58 @@ def _size(num_bytes: float) -> str:
             return f"{num_bytes:.1f} {unit}"
         num_bytes /= 1024
 
+
+FILE_RATE = 8000  # Hz of the generated files (resampled to the model's rate as they are read)
+
+
+def file_specs(model_path, args, folder) -> list[dict]:
+    """Whole-file measurements: one generated wav per --file-durations, on the most --threads."""
+    return [{"model": model_path, "threads": max(args.threads), "seconds": seconds, "folder": folder}
+            for seconds in args.file_durations or []]
+
+
+def write_speechlike_wav(path, seconds: float, rate: int = FILE_RATE, block_s: float = 600.0) -> None:
+    """`speechlike` noise bursts as a 16-bit wav file, written block by block (memory: one block)."""
+    import soundfile
+
+    with soundfile.SoundFile(path, "w", rate, 1, "PCM_16") as f:
+        for i, start in enumerate(range(0, int(seconds), int(block_s))):
+            f.write(speechlike(min(block_s, seconds - start), rate, seed=i).clamp(-1, 1).numpy())
+
+
+def _measure_file(spec: dict, queue) -> None:
+    """Child process: a generated wav of spec["seconds"] transcribed as `tasr transcribe FILE -f all` does."""
+    try:
+        torch.set_num_threads(spec["threads"])
+        from tasr.model import load_model
+        from tasr.subtitles import FORMATS, TranscriptWriters
+        from tasr.transcription import Transcriber, read_blocks
+
+        model = load_model(spec["model"], "cpu")
+        path = os.path.join(spec["folder"], f"speech-{spec['seconds']:g}s.wav")
+        write_speechlike_wav(path, spec["seconds"])
+        transcriber = Transcriber(model)
+        outputs = {fmt: os.path.join(spec["folder"], f"out.{fmt}") for fmt in FORMATS}
+        start = time.perf_counter()
+        with TranscriptWriters(outputs, path) as writers:
+            result = transcriber.bounded(read_blocks(path, model.sample_rate), path, writers, keep_segments=False)
+        wall = time.perf_counter() - start
+        os.unlink(path)
+        queue.put({"wall": wall, "rtf": wall / spec["seconds"], "peak_rss_mb": peak_rss_mb(),
+                   "characters": len(result.text)})
+    except Exception as error:
+        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+
+
+def print_files(rows) -> None:
+    """The whole-file table: RTF and peak RSS against the file's length."""
+    if not rows:
+        return
+    print(f"\nfiles read block by block ({FILE_RATE} Hz wav, every output format), on {rows[0][0]['threads']} "
+          f"CPU thread(s)")
+    print(f"{'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11}")
+    for spec, r in rows:
+        if "error" in r:
+            print(f"{spec['seconds']:>8g} failed: {r['error']}")
+        else:
+            print(f"{spec['seconds']:>8g} {r['wall']:>8.1f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}")
