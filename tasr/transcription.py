@@ -10,7 +10,10 @@ front-end frames, and otherwise in overlapping windows of `max_frames` whose ove
 receptive field, which gives the same log-probabilities as one pass
 (`models.windowing.encode_windowed`). With full attention (left/right None) memory grows
 QUADRATICALLY and a recording longer than `max_frames` cannot be split (TasrError). Short
-inputs go through the encoder together, in padded batches (`Transcriber.results`).
+inputs go through the encoder together, in padded batches (`Transcriber.results`). A file, when the
+model can stream, is read block by block instead (`Transcriber.bounded`, `tasr.longform`): the
+encoder's stream in chunks sized by a memory budget, decoding between pauses, words and segments
+given out as they become final, so that memory does not grow with its length.
 
 Timestamps: words come from the CTC alignment of the decoded tokens (greedy: the best path;
 beam: Viterbi forced alignment, between pauses of `chunk_pause_s`), with a confidence in [0, 1];
