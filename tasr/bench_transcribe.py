@@ -32,9 +32,16 @@ import sys
 import tempfile
 import time
 
+import soundfile
 import torch
 
+import audio
+from tasr import export
 from tasr.errors import TasrError
+from tasr.model import SpeechRecognizer, load_file, load_model
+from tasr.subtitles import FORMATS, TranscriptWriters
+from tasr.text import CharTokenizer
+from tasr.transcription import DEFAULT_MAX_FRAMES, Transcriber, read_blocks
 
 SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
          "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,
@@ -91,9 +98,6 @@ def _measure(spec: dict, queue) -> None:
     """Child process: one timed transcription; puts a result dict on `queue`."""
     try:
         torch.set_num_threads(spec["threads"])
-        from tasr.model import SpeechRecognizer, load_file
-        from tasr.transcription import DEFAULT_MAX_FRAMES
-
         state = load_file(spec["model"])
         if spec["attention"] == "full":
             state["config"]["encoder"].update(left=None, right=None)
@@ -122,10 +126,6 @@ def _input_wave(spec: dict, rate: int) -> torch.Tensor:
     """The waveform [N] at `rate` of a measurement: --audio repeated to spec["seconds"], or `speechlike` noise."""
     if not spec["audio"]:
         return speechlike(spec["seconds"], rate)
-    import soundfile
-
-    import audio
-
     with soundfile.SoundFile(spec["audio"]) as f:  # read no more than needed (peak memory)
         data = f.read(min(f.frames, int(spec["seconds"] * f.samplerate) + 1), dtype="float32", always_2d=True)
         piece = audio.load((torch.from_numpy(data.T.copy()), f.samplerate), rate)
@@ -166,13 +166,9 @@ def measure(spec: dict, target=_measure) -> dict:
 def main(args) -> int:
     from tqdm import tqdm
 
-    from tasr.model import SpeechRecognizer
-
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
         if model_path is None:
-            from tasr.text import CharTokenizer
-
             torch.manual_seed(0)
             model_path = os.path.join(tmp, "random.pt")
             SpeechRecognizer(SMALL, CharTokenizer(list(" 'abcdefghijklmnopqrstuvwxyz"))).save(model_path)
@@ -281,8 +277,6 @@ def runtime_specs(model, model_path, args, folder) -> tuple[list[dict], dict]:
         raise TasrError(f"--runtimes: unknown {', '.join(unknown)} (choose from {', '.join(RUNTIMES)})")
     if set(runtimes) <= {"torch"}:
         return [], {}
-    from tasr import export
-
     onnx = os.path.join(folder, "onnx")
     print(f"exporting to ONNX for {', '.join(runtimes)}", file=sys.stderr)
     written = export.export(model, onnx, int8=True)
@@ -298,10 +292,6 @@ def _measure_runtime(spec: dict, queue) -> None:
     """Child process: one timed offline transcription in spec["runtime"] on spec["threads"] CPU threads."""
     try:
         torch.set_num_threads(spec["threads"])
-        from tasr import export
-        from tasr.model import SpeechRecognizer
-        from tasr.transcription import DEFAULT_MAX_FRAMES
-
         runtime, threads = spec["runtime"], spec["threads"]
         if runtime == "sherpa-onnx":
             recognizer = export.sherpa_recognizer(spec["onnx"], threads=threads)
@@ -396,10 +386,6 @@ def _measure_file(spec: dict, queue) -> None:
     """Child process: a generated wav of spec["seconds"] transcribed as `tasr transcribe FILE -f all` does."""
     try:
         torch.set_num_threads(spec["threads"])
-        from tasr.model import load_model
-        from tasr.subtitles import FORMATS, TranscriptWriters
-        from tasr.transcription import Transcriber, read_blocks
-
         model = load_model(spec["model"], "cpu")
         path = os.path.join(spec["folder"], f"speech-{spec['seconds']:g}s.wav")
         write_speechlike_wav(path, spec["seconds"])
