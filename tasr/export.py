@@ -231,6 +231,7 @@ class OnnxModel:
     """
 
     device = torch.device("cpu")  # where inputs go; onnxruntime runs on the CPU
+    streams = False  # the graph is offline: long files go in windows (`Transcriber.can_stream`)
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):
         ort = _require("onnxruntime")

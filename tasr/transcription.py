@@ -144,7 +144,8 @@ class Transcriber:
         """Whether recordings can go block by block (`bounded`): limited attention context, a
         front-end that does not need the whole input."""
         fbank = dict(self.model.config.get("fbank") or {})
-        return None not in self.model.encoder.receptive_field() and not fbank.get("subtract_mean")
+        streams = getattr(self.model, "streams", True)  # False for an exported model (tasr.export.OnnxModel)
+        return streams and None not in self.model.encoder.receptive_field() and not fbank.get("subtract_mean")
 
     def bounded(self, blocks, name: str = "", writers=None, keep_segments: bool = True) -> Result:
         """The `Result` of one recording given as waveform blocks [n] (e.g. `audio.stream_blocks`),

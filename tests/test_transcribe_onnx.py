@@ -128,6 +128,18 @@ def test_beam_search_and_windows_give_pytorch_s_results(exported):
         assert all(abs(a.start - b.start) <= onnx_model.output_frame_s for a, b in zip(got.words, expected.words))
 
 
+def test_a_file_over_a_minute_gives_pytorch_s_text(exported):
+    """Files over 60 s: torch reads them block by block through the encoder's stream, onnxruntime in windows."""
+    root, folder, files = exported
+    wave = torch.cat([load_audio(str(p), RATE) for p in files])
+    long = root / "long.wav"
+    soundfile.write(long, wave.repeat(65 * RATE // wave.numel() + 1).numpy(), RATE)
+    torch_out = transcribe(root, root / "model.pt", "torch", [long], "torch-long")
+    onnx_out = transcribe(root, folder, "onnxruntime", [long], "onnxruntime-long")
+    assert (onnx_out / "long.txt").read_text() == (torch_out / "long.txt").read_text() != ""
+    assert export.OnnxModel(folder, threads=1).transcribe(str(long)).text == (torch_out / "long.txt").read_text().strip()
+
+
 def test_short_inputs_in_a_batch(exported):
     """Inputs shorter than the subsampling's receptive field decode to nothing, beside a real one."""
     root, folder, files = exported
