@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.rotary import RotaryEmbedding
+from models.streaming import derived, linear, stream_linear
 
 BACKENDS = ("auto", "dense", "chunked", "flex")
 SCORES = ("dot", "additive")
@@ -48,6 +49,10 @@ LOW = torch.finfo(torch.float32).min / 2  # masked score; two of them still add 
 # Working memory (bytes) one segment of the chunked backend may use for scores and key slices.
 CHUNKED_SEGMENT_BYTES = 8 * 2**20  # fits in cache and in malloc's reusable heap
 CHUNKED_SEGMENT_BYTES_CUDA = 512 * 2**20
+# Streaming: rotary angles computed for this many positions at a time; spare rows of the key/value
+# cache (the live rows move to a fresh buffer once per this many frames).
+ROTARY_TABLE_FRAMES = 64
+STREAM_SPARE_FRAMES = 64
 
 
 def truncated_attention(
@@ -514,61 +519,133 @@ class TruncatedAttentionStream:
     their absolute positions. The cache keeps keys and values of the last `left` frames before
     the first pending frame, plus the pending frames: memory is O(left + right + chunk),
     whatever the length of the stream (unbounded if left is None).
+
+    A chunk costs a few large operations, whatever its number of frames or heads: one
+    projection gives q, k, v and the rotated-half partners of q and k (`x.roll(D / 2)`, from
+    rolled rows of the weight), one multiply-add rotates them with angle tables computed
+    `ROTARY_TABLE_FRAMES` positions at a time and writes them into the cache, one
+    `scaled_dot_product_attention` over the pending queries and cached keys with the band as an
+    additive mask, one output projection. The cache is a buffer `[B, rows, 3, H, D]` (rotated q,
+    k, v per frame) written in place, with `STREAM_SPARE_FRAMES` spare rows: the live rows move
+    to a fresh buffer when it is full.
     """
 
     def __init__(self, module: TruncatedMultiHeadAttention):
         self.module = module
         self.received = 0  # frames fed so far
         self.emitted = 0  # frames whose output was returned
-        self.cache_start = 0  # position of the first cached key
-        self.q = self.k = self.v = None  # pending queries [B, H, received - emitted, D]; keys/values from cache_start
-        self.band = (None, None)  # (geometry, mask) of the last call: the same in steady state
+        self.cache_start = 0  # position of the first cached frame
+        self.buffer = None  # [B, rows, 3, H, D]: frames cache_start ... received - 1 at rows start ...
+        self.start = 0
+        self.band = (None, None, None)  # (geometry, bool mask, additive mask) of the last call
+        self.table = (0, None, None)  # (first position, cos, sin [frames, 3, 1, D]) of the rotation
+        self.projection = derived(module, "stream_projection", self._projection, module.in_proj.weight,
+                                  module.in_proj.bias)
+        self.out = stream_linear(module.out_proj)
+
+    def _projection(self, weight: torch.Tensor, bias: torch.Tensor):
+        """(weight [d, 3d or 6d] contiguous, bias) of the projection to q, k, v and, with rotary
+        positions, the partners of q and k (their halves swapped, the rotation's `x.roll(D / 2)`) and zeros."""
+        d, H, D = self.module.d_model, self.module.n_heads, self.module.head_dim
+        if self.module.rotary is not None:
+            weight = torch.cat((weight, weight[:2 * d].view(2, H, D, d).roll(D // 2, dims=2).reshape(2 * d, d),
+                                weight.new_zeros(d, d)))
+            bias = torch.cat((bias, bias[:2 * d].view(2, H, D).roll(D // 2, dims=2).reshape(2 * d), bias.new_zeros(d)))
+        return weight.t().contiguous(), bias
+
+    @property
+    def k(self) -> torch.Tensor:
+        """Cached keys `[B, H, frames, D]` (rotated), from position `cache_start` on."""
+        return self._frames()[:, :, 1].transpose(1, 2)
+
+    @property
+    def v(self) -> torch.Tensor:
+        """Cached values `[B, H, frames, D]`, from position `cache_start` on."""
+        return self._frames()[:, :, 2].transpose(1, 2)
 
     @torch.no_grad()
     def feed(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.module.project(x, offset=self.received)
-        self.q = q if self.q is None else torch.cat((self.q, q), dim=2)
-        self.k = k if self.k is None else torch.cat((self.k, k), dim=2)
-        self.v = v if self.v is None else torch.cat((self.v, v), dim=2)
-        self.received += x.shape[1]
-        ready = self.emitted if self.module.right is None else max(self.emitted, self.received - self.module.right)
-        return self._emit(ready)
+        m = self.module
+        B, n, _ = x.shape
+        if n:
+            rows = self._reserve(B, n, x)
+            projected = linear(x, *self.projection).view(B, n, -1, m.n_heads, m.head_dim)
+            if m.rotary is None:
+                rows.copy_(projected)
+            else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
+                cos, sin = self._rotation(n, x)
+                torch.addcmul(projected[:, :, :3] * cos, projected[:, :, 3:], sin, out=rows)
+            self.received += n
+        ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
+        return self._emit(ready, B, x)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
-        return self._emit(self.received)
+        return self._emit(self.received, 1 if self.buffer is None else self.buffer.shape[0], self.out[1])
 
-    def _mask(self, n: int) -> torch.Tensor:
-        """[n, keys] bool: which cached keys each of the next n pending queries sees."""
+    def _frames(self) -> torch.Tensor:
+        """The cached frames `[B, frames, 3, H, D]` (a view of the buffer)."""
         m = self.module
-        geometry = (n, self.received - self.cache_start, self.emitted - self.cache_start)
+        if self.buffer is None:
+            return self.out[1].new_zeros(0, 0, 3, m.n_heads, m.head_dim)
+        return self.buffer[:, self.start:self.start + self.received - self.cache_start]
+
+    def _reserve(self, B: int, n: int, like: torch.Tensor) -> torch.Tensor:
+        """The buffer rows `[B, n, 3, H, D]` of the next n frames (a fresh buffer when they do not fit)."""
+        m = self.module
+        live = self.received - self.cache_start
+        end = self.start + live
+        if self.buffer is None or end + n > self.buffer.shape[1]:
+            buffer = like.new_empty(B, live + n + STREAM_SPARE_FRAMES, 3, m.n_heads, m.head_dim)
+            if live:
+                buffer[:, :live] = self.buffer[:, self.start:end]
+            self.buffer, self.start, end = buffer, 0, live
+        return self.buffer[:, end:end + n]
+
+    def _rotation(self, n: int, like: torch.Tensor):
+        """(cos, sin) `[n, 3, 1, D]` of positions received ... received + n - 1, for (q, k, v)."""
+        first, cos, sin = self.table
+        position = self.received
+        if cos is None or position + n > first + cos.shape[0]:
+            c, s = self.module.rotary.tables(position, max(n, ROTARY_TABLE_FRAMES), like.dtype, like.device)
+            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None]
+            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None]
+            first, self.table = position, (position, cos, sin)
+        return cos[position - first:position - first + n], sin[position - first:position - first + n]
+
+    def _mask(self, n: int, keys: int, device):
+        """(bool, additive) `[n, keys]`: which cached keys each of the next n pending queries sees."""
+        m = self.module
+        geometry = (n, keys, self.emitted - self.cache_start)
         if self.band[0] != geometry:
-            keys = torch.arange(self.cache_start, self.received, device=self.k.device)
-            offset = keys[None, :] - torch.arange(self.emitted, self.emitted + n, device=self.k.device)[:, None]
+            key = torch.arange(self.cache_start, self.cache_start + keys, device=device)
+            offset = key[None, :] - torch.arange(self.emitted, self.emitted + n, device=device)[:, None]
             mask = torch.ones_like(offset, dtype=torch.bool)
             if m.left is not None:
                 mask &= offset >= -m.left
             if m.right is not None:
                 mask &= offset <= m.right
-            self.band = (geometry, mask)
-        return self.band[1]
+            additive = torch.zeros(mask.shape, dtype=self.out[1].dtype, device=device).masked_fill_(~mask, LOW)
+            self.band = (geometry, mask, additive)
+        return self.band[1], self.band[2]
 
-    def _emit(self, ready: int) -> torch.Tensor:
+    def _emit(self, ready: int, B: int, like: torch.Tensor) -> torch.Tensor:
         m = self.module
         n = ready - self.emitted
-        if n == 0 or self.q is None:
-            width = 0 if self.q is None else self.q.shape[0]
-            return torch.zeros(width, 0, m.d_model, dtype=m.out_proj.weight.dtype, device=m.out_proj.weight.device)
-        mask = self._mask(n)
+        if n <= 0 or self.buffer is None:
+            return like.new_zeros(B, 0, m.d_model)
+        frames = self._frames()
+        first = self.emitted - self.cache_start
+        q = frames[:, first:first + n, 0].transpose(1, 2)  # [B, H, n, D]
+        k, v = frames[:, :, 1].transpose(1, 2), frames[:, :, 2].transpose(1, 2)
+        mask, additive = self._mask(n, frames.shape[1], frames.device)
         if m.score == "dot" and m.normalize == "softmax":
-            heads = F.scaled_dot_product_attention(self.q[:, :, :n], self.k, self.v, attn_mask=mask)
+            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=additive)
         else:
-            scores = _scores(self.q[:, :, :n], self.k, m.score, m.additive_weight)
-            heads = _normalize(scores, mask, m.normalize).to(self.v.dtype) @ self.v
+            heads = _normalize(_scores(q, k, m.score, m.additive_weight), mask, m.normalize).to(v.dtype) @ v
         self.emitted = ready
-        self.q = self.q[:, :, n:]
         if m.left is not None and self.emitted - m.left > self.cache_start:
             drop = self.emitted - m.left - self.cache_start
-            self.k, self.v = self.k[:, :, drop:], self.v[:, :, drop:]
+            self.start += drop
             self.cache_start += drop
-        return m.merge(heads)
+        return linear(heads.transpose(1, 2).reshape(B, n, m.d_model), *self.out)

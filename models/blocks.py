@@ -24,9 +24,11 @@ waiting for it. Together the outputs equal `forward` on the whole input.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .attention import TruncatedMultiHeadAttention
+from .streaming import linear, stream_linear
 
 
 class FeedForward(nn.Module):
@@ -75,46 +77,77 @@ class ConvModule(nn.Module):
 
 
 class ConvModuleStream:
-    """Incremental `ConvModule`: frames [1, n, d] in, outputs [1, k, d] of the frames whose
-    look-ahead has arrived out; `flush()` gives the rest (the look-ahead beyond the end is zero,
-    as offline). Keeps the gated inputs of the `kernel - 1 - lookahead` frames before the first
-    waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk).
+    """Incremental `ConvModule` (eval mode): frames [B, n, d] in, outputs [B, k, d] of the frames
+    whose look-ahead has arrived out; `flush()` gives the rest (the look-ahead beyond the end is
+    zero, as offline). Keeps the gated inputs of the `kernel - 1 - lookahead` frames before the
+    first waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk).
 
-    The depthwise convolution of a chunk's few frames is a multiply-sum over an `unfold` view:
-    on CPU, `conv1d` takes ~100 us a call for them, several times the arithmetic."""
+    The depthwise convolution of a chunk's few frames is one dot product over the kernel of an
+    `unfold` view: on CPU, `conv1d` takes ~100 us a call for them, several times the arithmetic."""
 
     def __init__(self, module: ConvModule):
         self.module = module
-        weight = module.pointwise_out.weight
-        self.frames = weight.new_zeros(1, module.padding[0], module.depthwise.in_channels)  # [1, behind + waiting, d]
+        self.kernel = module.depthwise.kernel_size[0]
+        self.gate = stream_linear(module.pointwise_in)
+        self.depthwise_weight = module.depthwise.weight.detach()[:, 0]  # [d, kernel]
+        self.depthwise_bias = module.depthwise.bias.detach()
+        self.norm = _layer_norm(module.norm)
+        self.out = stream_linear(module.pointwise_out)
+        self.frames = None  # [B, behind + waiting, d], zeros before the start
 
     def feed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frames is None:
+            self.frames = x.new_zeros(x.shape[0], self.module.padding[0], x.shape[2])
         if x.shape[1]:
-            self.frames = torch.cat((self.frames, self.module.gate(x)), dim=1)
+            gated = F.glu(linear(x, *self.gate), dim=-1)
+            self.frames = torch.cat((self.frames, gated), dim=1)
         return self._emit(self.frames)
 
     def flush(self) -> torch.Tensor:
-        return self._emit(nn.functional.pad(self.frames, (0, 0, 0, self.module.padding[1])))
+        if self.frames is None:
+            return self.depthwise_bias.new_zeros(1, 0, self.depthwise_bias.shape[0])
+        return self._emit(F.pad(self.frames, (0, 0, 0, self.module.padding[1])))
 
     def _emit(self, frames: torch.Tensor) -> torch.Tensor:
-        conv = self.module.depthwise
-        kernel = conv.kernel_size[0]
-        ready = frames.shape[1] - kernel + 1
+        ready = frames.shape[1] - self.kernel + 1
         if ready <= 0:
-            return frames.new_zeros(1, 0, frames.shape[2])
-        out = (frames.unfold(1, kernel, 1) * conv.weight[:, 0]).sum(-1) + conv.bias  # [1, ready, d]
+            return frames[:, :0]
+        out = torch.linalg.vecdot(frames.unfold(1, self.kernel, 1), self.depthwise_weight) + self.depthwise_bias
         self.frames = self.frames[:, ready:]
-        return self.module.output(out)
+        out = F.silu(F.layer_norm(out, *self.norm), inplace=True)
+        return linear(out, *self.out)
+
+
+def _layer_norm(norm: nn.LayerNorm) -> tuple:
+    """The arguments of `F.layer_norm` after the input: (shape, weight, bias, eps)."""
+    return norm.normalized_shape, norm.weight.detach(), norm.bias.detach(), norm.eps
+
+
+class _FeedForwardResidual:
+    """x + scale * feed_forward(norm(x)) in eval mode, in functional calls (no module dispatch)."""
+
+    def __init__(self, norm: nn.LayerNorm, ff: FeedForward, scale: float):
+        first, second = ff.net[0], ff.net[3]
+        self.norm = _layer_norm(norm)
+        self.first, self.second = stream_linear(first), stream_linear(second)
+        self.scale = scale
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = F.silu(linear(F.layer_norm(x, *self.norm), *self.first), inplace=True)
+        return torch.add(x, linear(hidden, *self.second), alpha=self.scale)
 
 
 class Pending:
-    """Frames [1, n, d] (a block's residual inputs) waiting for a later stage's output, in order."""
+    """Frames [B, n, d] (a block's residual inputs) waiting for a later stage's output, in order."""
 
     def __init__(self):
         self.frames = None
 
     def push(self, x: torch.Tensor) -> None:
-        self.frames = x if self.frames is None else torch.cat((self.frames, x), dim=1)
+        if self.frames is None or self.frames.shape[1] == 0:
+            self.frames = x
+        elif x.shape[1]:
+            self.frames = torch.cat((self.frames, x), dim=1)
 
     def pop(self, n: int) -> torch.Tensor:
         out, self.frames = self.frames[:, :n], self.frames[:, n:]
@@ -149,24 +182,26 @@ class TransformerBlock(nn.Module):
 
 
 class TransformerBlockStream:
-    """Incremental `TransformerBlock`: `feed(x [1, n, d]) -> [1, k, d]`, `flush() -> [1, k, d]`."""
+    """Incremental `TransformerBlock` (eval mode): `feed(x [B, n, d]) -> [B, k, d]`, `flush() -> [B, k, d]`."""
 
     def __init__(self, block: TransformerBlock):
         self.block = block
         self.attention = block.attention.stream()
+        self.attention_norm = _layer_norm(block.attention_norm)
+        self.ff = _FeedForwardResidual(block.ff_norm, block.ff, 1.0)
         self.waiting = Pending()  # inputs of the frames waiting for their attention output
 
     def feed(self, x: torch.Tensor) -> torch.Tensor:
         self.waiting.push(x)
-        return self._finish(self.attention.feed(self.block.attention_norm(x)))
+        return self._finish(self.attention.feed(F.layer_norm(x, *self.attention_norm)))
 
     def flush(self) -> torch.Tensor:
         return self._finish(self.attention.flush())
 
     def _finish(self, attended: torch.Tensor) -> torch.Tensor:
-        b = self.block
-        x = self.waiting.pop(attended.shape[1]) + b.attention_dropout(attended)
-        return x + b.ff(b.ff_norm(x))
+        if attended.shape[1] == 0:
+            return attended
+        return self.ff(self.waiting.pop(attended.shape[1]) + attended)
 
 
 class ConformerBlock(nn.Module):
@@ -210,40 +245,50 @@ class ConformerBlock(nn.Module):
 
 
 class ConformerBlockStream:
-    """Incremental `ConformerBlock`: `feed(x [1, n, d]) -> [1, k, d]`, `flush() -> [1, k, d]`.
+    """Incremental `ConformerBlock` (eval mode): `feed(x [B, n, d]) -> [B, k, d]`, `flush() -> [B, k, d]`.
 
     Two stages wait for look-ahead: the attention (`right` frames), then the convolution."""
 
     def __init__(self, block: ConformerBlock):
         self.block = block
+        self.ff1 = _FeedForwardResidual(block.ff1_norm, block.ff1, 0.5)
+        self.attention_norm = _layer_norm(block.attention_norm)
         self.attention = block.attention.stream()
+        self.conv_norm = _layer_norm(block.conv_norm)
         self.conv = ConvModuleStream(block.conv)
+        self.ff2 = _FeedForwardResidual(block.ff2_norm, block.ff2, 0.5)
+        self.out_norm = _layer_norm(block.out_norm)
         self.before_attention = Pending()  # residual inputs waiting for the attention
         self.before_conv = Pending()  # residual inputs waiting for the convolution
 
     def feed(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.block
-        x = x + 0.5 * b.ff1(b.ff1_norm(x))
-        self.before_attention.push(x)
-        x = self._attended(self.attention.feed(b.attention_norm(x)))
-        self.before_conv.push(x)
-        return self._finish(self.conv.feed(b.conv_norm(x)))
+        if x.shape[1]:
+            x = self.ff1(x)
+            self.before_attention.push(x)
+            x = self._attended(self.attention.feed(F.layer_norm(x, *self.attention_norm)))
+        return self._convolve(x)
 
     def flush(self) -> torch.Tensor:
-        b = self.block
-        x = self._attended(self.attention.flush())
-        self.before_conv.push(x)
-        convolved = torch.cat((self.conv.feed(b.conv_norm(x)), self.conv.flush()), dim=1)
-        return self._finish(convolved)
+        x = self._convolve(self._attended(self.attention.flush()))
+        return torch.cat((x, self._finish(self.conv.flush())), dim=1)
 
     def _attended(self, attended: torch.Tensor) -> torch.Tensor:
-        return self.before_attention.pop(attended.shape[1]) + self.block.attention_dropout(attended)
+        if attended.shape[1] == 0:
+            return attended
+        return self.before_attention.pop(attended.shape[1]) + attended
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """Attended frames [B, n, d] -> the block's outputs of the frames whose convolution is complete."""
+        if x.shape[1] == 0:
+            return x
+        self.before_conv.push(x)
+        return self._finish(self.conv.feed(F.layer_norm(x, *self.conv_norm)))
 
     def _finish(self, convolved: torch.Tensor) -> torch.Tensor:
-        b = self.block
-        x = self.before_conv.pop(convolved.shape[1]) + convolved
-        x = x + 0.5 * b.ff2(b.ff2_norm(x))
-        return b.out_norm(x)
+        if convolved.shape[1] == 0:
+            return convolved
+        x = self.ff2(self.before_conv.pop(convolved.shape[1]) + convolved)
+        return F.layer_norm(x, *self.out_norm)
 
 
 BLOCKS = {"transformer": TransformerBlock, "conformer": ConformerBlock}

@@ -38,13 +38,17 @@ class RotaryEmbedding(nn.Module):
         T, D = x.shape[-2], x.shape[-1]
         if D != self.head_dim:
             raise ValueError(f"expected head dimension {self.head_dim}, got {D}")
-        positions = torch.arange(offset, offset + T, dtype=torch.float64, device=x.device)
-        angles = positions[:, None] * self.inv_freq.to(x.device)  # [T, D]
+        cos, sin = self.tables(offset, T, x.dtype, x.device)
+        return x * cos + x.roll(D // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
+
+    def tables(self, offset: int, T: int, dtype=torch.float32, device=None):
+        """(cos, sin) `[T, D]` of positions offset ... offset + T - 1, the sine signed as `forward` uses it:
+        rotated x = x * cos + x.roll(D // 2, dims=-1) * sin."""
+        positions = torch.arange(offset, offset + T, dtype=torch.float64, device=device)
+        angles = positions[:, None] * self.inv_freq.to(device)  # [T, D]
         if torch.compiler.is_exporting():  # ONNX runtimes often lack float64 cos/sin: reduce to [0, 2π) first
             angles = torch.remainder(angles, 2 * math.pi).float()
-        cos = angles.cos().to(x.dtype)
-        sin = (angles.sin() * self.sign.to(angles)).to(x.dtype)
-        return x * cos + x.roll(D // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
+        return angles.cos().to(dtype), (angles.sin() * self.sign.to(angles)).to(dtype)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}"

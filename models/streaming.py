@@ -20,9 +20,41 @@ A layer emits a frame once the frames it looks ahead at exist at its input, so a
 comes out `encoder.lookahead_ms` after its start has arrived (plus the chunk). The cost of a
 chunk is that of its own frames against bounded contexts: it does not grow with the stream.
 A model with unlimited context (left or right None) cannot stream.
+
+The streams compute in functional calls on their modules' weights (eval mode: no dropout, no
+module dispatch), and their linear layers as `addmm` with the weight transposed once into a
+contiguous `[in, out]` matrix (`stream_linear`): for the 8 frames of a 320 ms chunk that is ~1.7x
+faster on CPU than `F.linear`, which multiplies by a transposed view. Such derived weights are
+kept on the module (`derived`), shared by all its streams and remade when a weight changes.
 """
 
 import torch
+from torch import nn
+
+
+def derived(module: nn.Module, name: str, make, *sources: torch.Tensor):
+    """`make(*sources)` (detached), kept on `module` under `name` while the source tensors are
+    unchanged (not updated in place, not moved), so that every stream of the module shares it."""
+    key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in sources)
+    store = module.__dict__.setdefault("_stream_derived", {})
+    hit = store.get(name)
+    if hit is None or hit[0] != key:
+        with torch.no_grad():
+            hit = store[name] = (key, make(*(t.detach() for t in sources)))
+    return hit[1]
+
+
+def stream_linear(layer: nn.Module) -> tuple:
+    """(weight [in, out] contiguous, bias [out]) of an `nn.Linear` or a 1x1 `nn.Conv1d`, for `linear`."""
+    return derived(layer, "transposed", lambda w: w.reshape(w.shape[0], -1).t().contiguous(), layer.weight), \
+        layer.bias.detach()
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`x [..., in]` times `weight [in, out]` (see `stream_linear`) plus `bias [out]` -> `[..., out]`."""
+    if x.dim() == 2:
+        return torch.addmm(bias, x, weight)
+    return torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight).view(*x.shape[:-1], weight.shape[1])
 
 
 class EncoderStream:
