@@ -538,7 +538,7 @@ class TruncatedAttentionStream:
         self.buffer = None  # [B, rows, 3, H, D]: frames cache_start ... received - 1 at rows start ...
         self.start = 0
         self.band = (None, None, None)  # (geometry, bool mask, additive mask) of the last call
-        self.table = (0, None, None)  # (first position, cos, sin [frames, 3, 1, D]) of the rotation
+        self.table = (0, None, None)  # (first position, cos, sin [frames, 3 * d_model]) of the rotation
         self.projection = derived(module, "stream_projection", self._projection, module.in_proj.weight,
                                   module.in_proj.bias)
         self.out = stream_linear(module.out_proj)
@@ -569,12 +569,12 @@ class TruncatedAttentionStream:
         B, n, _ = x.shape
         if n:
             rows = self._reserve(B, n, x)
-            projected = linear(x, *self.projection).view(B, n, -1, m.n_heads, m.head_dim)
+            projected, rows = linear(x, *self.projection), rows.view(B, n, 3 * m.d_model)
             if m.rotary is None:
                 rows.copy_(projected)
             else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
                 cos, sin = self._rotation(n, x)
-                torch.addcmul(projected[:, :, :3] * cos, projected[:, :, 3:], sin, out=rows)
+                torch.addcmul(projected[..., :3 * m.d_model] * cos, projected[..., 3 * m.d_model:], sin, out=rows)
             self.received += n
         ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
         return self._emit(ready, B, x)
@@ -603,13 +603,14 @@ class TruncatedAttentionStream:
         return self.buffer[:, end:end + n]
 
     def _rotation(self, n: int, like: torch.Tensor):
-        """(cos, sin) `[n, 3, 1, D]` of positions received ... received + n - 1, for (q, k, v)."""
+        """(cos, sin) `[n, 3 * d_model]` of positions received ... received + n - 1, for (q, k, v) of every head."""
         first, cos, sin = self.table
         position = self.received
         if cos is None or position + n > first + cos.shape[0]:
-            c, s = self.module.rotary.tables(position, max(n, ROTARY_TABLE_FRAMES), like.dtype, like.device)
-            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None]
-            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None]
+            frames, H = max(n, ROTARY_TABLE_FRAMES), self.module.n_heads
+            c, s = self.module.rotary.tables(position, frames, like.dtype, like.device)  # [frames, D]
+            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
+            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
             first, self.table = position, (position, cos, sin)
         return cos[position - first:position - first + n], sin[position - first:position - first + n]
 
@@ -636,8 +637,8 @@ class TruncatedAttentionStream:
             return like.new_zeros(B, 0, m.d_model)
         frames = self._frames()
         first = self.emitted - self.cache_start
-        q = frames[:, first:first + n, 0].transpose(1, 2)  # [B, H, n, D]
-        k, v = frames[:, :, 1].transpose(1, 2), frames[:, :, 2].transpose(1, 2)
+        q, k, v = frames.unbind(2)
+        q, k, v = q[:, first:first + n].transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, frames, D]
         mask, additive = self._mask(n, frames.shape[1], frames.device)
         if m.score == "dot" and m.normalize == "softmax":
             heads = F.scaled_dot_product_attention(q, k, v, attn_mask=additive)

@@ -28,20 +28,24 @@ faster on CPU than `F.linear`, which multiplies by a transposed view. Such deriv
 kept on the module (`derived`), shared by all its streams and remade when a weight changes.
 """
 
+import weakref
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 def derived(module: nn.Module, name: str, make, *sources: torch.Tensor):
-    """`make(*sources)` (detached), kept on `module` under `name` while the source tensors are
-    unchanged (not updated in place, not moved), so that every stream of the module shares it."""
+    """`make(*sources)` (detached), kept on `module` under `name` while the source tensors are the
+    same ones, unchanged (not updated in place, not moved), so that every stream of the module shares it."""
     key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in sources)
     store = module.__dict__.setdefault("_stream_derived", {})
     hit = store.get(name)
-    if hit is None or hit[0] != key:
-        with torch.no_grad():
-            hit = store[name] = (key, make(*(t.detach() for t in sources)))
-    return hit[1]
+    if hit is None or hit[1] != key or any(ref() is not t for ref, t in zip(hit[0], sources)):
+        with torch.inference_mode(False), torch.no_grad():  # a plain tensor, even inside inference mode
+            value = make(*(t.detach() for t in sources))
+        hit = store[name] = (tuple(weakref.ref(t) for t in sources), key, value)
+    return hit[2]
 
 
 def stream_linear(layer: nn.Module) -> tuple:
@@ -70,6 +74,8 @@ class EncoderStream:
         self.encoder = encoder
         self.subsampling = encoder.subsample.stream()
         self.blocks = [block.stream() for block in encoder.blocks]
+        norm = encoder.norm
+        self.norm = norm.normalized_shape, norm.weight.detach(), norm.bias.detach(), norm.eps
         self.finished = False
 
     @torch.no_grad()
@@ -84,7 +90,7 @@ class EncoderStream:
             x = block.feed(x)
             if x.shape[1] == 0:
                 return x[0]
-        return self.encoder.norm(x)[0]
+        return F.layer_norm(x[0], *self.norm)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -100,4 +106,4 @@ class EncoderStream:
             if x.shape[1]:
                 x = block.feed(x)
             x = torch.cat((x, block.flush()), dim=1)
-        return self.encoder.norm(x)[0]
+        return F.layer_norm(x[0], *self.norm)

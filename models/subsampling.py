@@ -18,7 +18,10 @@ on them plus each new chunk.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .streaming import linear, stream_linear
 
 # factor -> (kernel, stride) of each convolution, in time and frequency alike
 LAYERS = {4: ((3, 2), (3, 2)), 6: ((3, 2), (5, 3)), 8: ((3, 2), (3, 2), (3, 2))}
@@ -80,11 +83,15 @@ class SubsamplingStream:
     Output frame t is emitted once input frame `factor * t + right_context` has arrived; the
     input frames kept are those from `factor * t` on for the next t (fewer than
     `right_context + factor`). No padding in time, so frames left at the end of the input are
-    never an output frame, as offline: there is nothing to flush.
+    never an output frame, as offline: there is nothing to flush. Eval mode (no dropout), in
+    functional calls on the module's weights.
     """
 
     def __init__(self, module: ConvSubsampling):
         self.module = module
+        self.convs = [(conv.weight.detach(), conv.bias.detach(), conv.stride)
+                      for conv in module.conv if isinstance(conv, nn.Conv2d)]
+        self.out = stream_linear(module.out)
         self.frames = None  # input frames [1, n, F] from factor * emitted on
         self.emitted = 0  # output frames returned so far
 
@@ -94,7 +101,9 @@ class SubsamplingStream:
         ready = (self.frames.shape[1] - m.right_context - 1) // m.factor + 1  # complete output frames
         if ready <= 0:
             return feats.new_zeros(1, 0, m.out.out_features)
-        out = m.project(self.frames[:, :m.factor * (ready - 1) + m.right_context + 1])
+        x = self.frames[:, :m.factor * (ready - 1) + m.right_context + 1].unsqueeze(1)
+        for weight, bias, stride in self.convs:
+            x = F.relu(F.conv2d(x, weight, bias, stride), inplace=True)
         self.frames = self.frames[:, m.factor * ready:]
         self.emitted += ready
-        return out
+        return linear(x.transpose(1, 2).flatten(2), *self.out)

@@ -16,6 +16,7 @@ import torch
 
 import audio
 from models.ctc import BLANK
+from models.streaming import linear, stream_linear
 
 
 class StreamingRecognizer:
@@ -29,9 +30,11 @@ class StreamingRecognizer:
             raise ValueError("the model's front-end subtracts the utterance mean (subtract_mean), "
                              "which needs the whole utterance: it cannot stream")
         self.encoder = model.encoder.stream()
+        self.head = stream_linear(model.ctc.linear)  # the CTC head's output layer (eval: no dropout)
         self.pieces = []  # log-prob frames [k, V] so far
         self.tokens = []  # greedy tokens so far
         self.last = BLANK  # best token of the last frame (repeats across steps merge)
+        self.decoded = (0, "")  # (tokens, text) of the last decoding
 
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
         return frames if self.model.cmvn is None else self.model.cmvn(frames)
@@ -40,7 +43,7 @@ class StreamingRecognizer:
         """Encodings [k, d] -> their log-probs and greedy tokens."""
         if encoded.shape[0] == 0:
             return
-        log_probs = self.model.ctc(encoded[None])[0].float().cpu()
+        log_probs = torch.log_softmax(linear(encoded, *self.head).float(), dim=-1).cpu()
         self.pieces.append(log_probs)
         for token in log_probs.argmax(dim=-1).tolist():
             if token != BLANK and token != self.last:
@@ -49,8 +52,10 @@ class StreamingRecognizer:
 
     @property
     def text(self) -> str:
-        """Greedy text of the frames decoded so far."""
-        return self.model.tokenizer.decode(self.tokens)
+        """Greedy text of the frames decoded so far (decoded again only when a token was added)."""
+        if self.decoded[0] != len(self.tokens):
+            self.decoded = (len(self.tokens), self.model.tokenizer.decode(self.tokens))
+        return self.decoded[1]
 
     @torch.inference_mode()
     def accept(self, chunk: torch.Tensor) -> str:

@@ -125,3 +125,17 @@ def test_a_flushed_stream_takes_no_more_input():
     stream.flush()
     with pytest.raises(ValueError, match="flushed"):
         stream.feed(torch.randn(5, 40))
+
+
+def test_a_new_stream_uses_the_weights_as_they_are_now():
+    """Streams share weights derived once per module (transposed, projections): a change of the
+    weights (in place, or new tensors loaded) reaches the next stream."""
+    encoder = small_encoder()
+    feats = torch.randn(120, 40, generator=torch.Generator().manual_seed(4))
+    assert (streamed(encoder, feats, [9]) - offline(encoder, feats)).abs().max() < 1e-4
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.mul_(1.1)
+    assert (streamed(encoder, feats, [9]) - offline(encoder, feats)).abs().max() < 1e-4
+    encoder.load_state_dict({k: 0.9 * v for k, v in encoder.state_dict().items()}, assign=True)
+    assert (streamed(encoder, feats, [9]) - offline(encoder, feats)).abs().max() < 1e-4
