@@ -4,8 +4,8 @@ import numpy as np
 import soxr
 import torch
 
-from audio.errors import AudioError
-from audio.loading import check_read_arguments, open_audio
+from tasr.audio.errors import AudioError
+from tasr.audio.loading import check_read_arguments, open_audio
 
 
 def stream_blocks(source, sample_rate: int = 16000, block_seconds: float = 30.0, offset: float = 0.0,

@@ -21,10 +21,10 @@ import math
 import torch
 from torch import nn
 
-from audio import tables
-from audio.errors import AudioError
-from audio.framing import FrameLayout, _count
-from audio.options import split_options
+from tasr.audio import tables
+from tasr.audio.errors import AudioError
+from tasr.audio.framing import FrameLayout, _count
+from tasr.audio.options import split_options
 
 EPSILON = torch.finfo(torch.float32).eps  # Kaldi floors energies at std::numeric_limits<float>::epsilon()
 INT16_SCALE = 32768.0

@@ -18,7 +18,7 @@ import itertools
 import av
 import numpy as np
 
-from audio.errors import AudioError
+from tasr.audio.errors import AudioError
 
 SEEK_PREROLL = 0.5  # seconds decoded and dropped before an offset after a seek: decoders need them to settle
 INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm", "asf"}  # their headers give the length exactly

@@ -7,7 +7,7 @@ reflection (-1 -> 0, -2 -> 1, N -> N-1, ...), as Kaldi's ExtractWindow does.
 
 import torch
 
-from audio.options import FrameOptions
+from tasr.audio.options import FrameOptions
 
 
 def frame_count(num_samples, sample_rate=16000.0, frame_length=25.0, frame_shift=10.0, snip_edges=True):

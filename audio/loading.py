@@ -15,8 +15,8 @@ import soundfile
 import soxr
 import torch
 
-from audio.errors import AudioError
-from audio.ffmpeg import FFmpegReader
+from tasr.audio.errors import AudioError
+from tasr.audio.ffmpeg import FFmpegReader
 
 WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data chunk sizes that streaming writers leave in a WAV header
 NOT_FOR_LIBSNDFILE = (1, 4)  # libsndfile's "format not recognised" and "unsupported encoding": FFmpeg's turn

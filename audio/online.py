@@ -9,9 +9,9 @@ import math
 
 import torch
 
-from audio.errors import AudioError
-from audio.features import INT16_SCALE, Fbank, Mfcc
-from audio.framing import reflect_index
+from tasr.audio.errors import AudioError
+from tasr.audio.features import INT16_SCALE, Fbank, Mfcc
+from tasr.audio.framing import reflect_index
 
 
 class OnlineFeatures:

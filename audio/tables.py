@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from audio.options import FrameOptions, MelOptions
+from tasr.audio.options import FrameOptions, MelOptions
 
 
 def window(opts: FrameOptions) -> torch.Tensor:

@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.rotary import RotaryEmbedding
-from models.streaming import derived, linear, stream_linear
+from tasr.models.attention_flex import flex_available, flex_truncated_attention
+from tasr.models.rotary import RotaryEmbedding
+from tasr.models.streaming import derived, linear, stream_linear
 
 BACKENDS = ("auto", "dense", "chunked", "flex")
 SCORES = ("dot", "additive")
@@ -90,8 +91,6 @@ def truncated_attention(
     if backend == "flex":
         if score != "dot" or normalize != "softmax" or dropout_p:
             raise ValueError("the flex backend supports only dot-product scores, softmax and no dropout")
-        from models.attention_flex import flex_truncated_attention
-
         return flex_truncated_attention(q, k, v, left, right, lengths)
     raise ValueError(f"unknown attention backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
@@ -104,8 +103,6 @@ def choose_backend(q, left, right, score="dot", normalize="softmax", dropout_p=0
         return "dense"  # the band is the whole matrix: plain (flash) SDPA
     dense_up_to = max(DENSE_MIN_FRAMES, DENSE_WINDOWS * (left + right + 1))
     if q.is_cuda:
-        from models.attention_flex import flex_available
-
         plain = score == "dot" and normalize == "softmax" and not dropout_p
         if plain and T >= FLEX_MIN_FRAMES_CUDA and flex_available(q):
             return "flex"

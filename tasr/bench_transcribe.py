@@ -35,7 +35,7 @@ import time
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 from tasr import export
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer, load_file, load_model

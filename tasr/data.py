@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import audio
-from audio.options import FrameOptions
+from tasr import audio
+from tasr.audio.options import FrameOptions
 from tasr.errors import TasrError
 from tasr.files import write_text
 

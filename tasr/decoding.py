@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from models.ctc import BeamSearchDecoder, greedy_decode
+from tasr.models.ctc import BeamSearchDecoder, greedy_decode
 from tasr import data
 from tasr.errors import TasrError
 

@@ -13,8 +13,8 @@ in training does: a model trained with such perturbation hears a few more voices
 
 import torch
 
-import audio
-from models.ctc import log_likelihoods
+from tasr import audio
+from tasr.models.ctc import log_likelihoods
 from tasr.decoding import DecodingOptions, make_decoder
 from tasr.errors import TasrError
 

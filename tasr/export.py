@@ -42,9 +42,9 @@ import warnings
 import torch
 from torch import nn
 
-import audio
-from models.ctc import BLANK
-from models.encoder import Encoder
+from tasr import audio
+from tasr.models.ctc import BLANK
+from tasr.models.encoder import Encoder
 from tasr import __version__
 from tasr.decoding import DecodingOptions, make_decoder
 from tasr.errors import TasrError

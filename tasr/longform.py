@@ -25,10 +25,10 @@ recording at once (`Transcriber.result`), to float rounding.
 
 import torch
 
-import audio
-from audio.online_energy import OnlineEnergy
-from models.ctc import BLANK
-from models.memory import frames_for_budget
+from tasr import audio
+from tasr.audio.online_energy import OnlineEnergy
+from tasr.models.ctc import BLANK
+from tasr.models.memory import frames_for_budget
 from tasr.subtitles import Segmenter
 from tasr.timestamps import SoundSnapper, word_starts, words_from_spans
 

@@ -30,9 +30,9 @@ import warnings
 import torch
 from torch import nn
 
-import audio
-from models.ctc import CTCHead
-from models.encoder import Encoder
+from tasr import audio
+from tasr.models.ctc import CTCHead
+from tasr.models.encoder import Encoder
 from tasr.decoding import DecodingOptions, make_decoder
 from tasr.device import pick_device
 from tasr.errors import TasrError

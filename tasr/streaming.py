@@ -14,9 +14,9 @@ cost of a chunk is that of its own frames, however long the stream has run.
 
 import torch
 
-import audio
-from models.ctc import BLANK
-from models.streaming import linear, stream_linear
+from tasr import audio
+from tasr.models.ctc import BLANK
+from tasr.models.streaming import linear, stream_linear
 
 
 class StreamingRecognizer:

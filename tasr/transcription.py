@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import audio
-from models.ctc import align, greedy_spans, pause_chunks
-from models.windowing import encode_windowed
+from tasr import audio
+from tasr.models.ctc import align, greedy_spans, pause_chunks
+from tasr.models.windowing import encode_windowed
 from tasr.data import BadUtterance, is_plain_name, load_utterance, read_manifest
 from tasr.decoding import DecodingOptions
 from tasr.errors import TasrError

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from models.attention import choose_backend, truncated_attention
-from models.attention_flex import _band_block_mask, flex_truncated_attention
+from tasr.models.attention import choose_backend, truncated_attention
+from tasr.models.attention_flex import _band_block_mask, flex_truncated_attention
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from models.attention import TruncatedMultiHeadAttention
-from models.rotary import RotaryEmbedding
+from tasr.models.attention import TruncatedMultiHeadAttention
+from tasr.models.rotary import RotaryEmbedding
 
 
 def module(left, right, backend="chunked", seed=0, **options):

@@ -7,7 +7,7 @@ import stat
 import pytest
 import torch
 
-import audio
+from tasr import audio
 
 
 def batch(seed=0):

@@ -7,7 +7,7 @@ import pytest
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 from encode_helpers import encode, speechlike
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-import audio
+from tasr import audio
 from audio_helpers import fsdd_speech, knf_features
 
 WINDOWS = ["povey", "hamming", "hanning", "rectangular", "blackman"]

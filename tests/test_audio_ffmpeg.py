@@ -9,7 +9,7 @@ import soundfile
 import soxr
 import torch
 
-import audio
+from tasr import audio
 from encode_helpers import align, encode, speechlike
 
 MAX_DELAY = 4096  # samples: more than any of these codecs' priming (AAC 1024, WMA 2048)

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 from audio_helpers import FSDD
 
 

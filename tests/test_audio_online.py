@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import audio
+from tasr import audio
 from audio_helpers import fsdd_speech
 
 CHUNKINGS = {"1 sample": [1], "mixed": [7, 1, 300, 160, 2], "one frame": [400], "1 s": [16000], "whole": [10**9]}

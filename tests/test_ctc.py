@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from models.ctc import BeamSearchDecoder, CTCHead, align, ctc_feasible, ctc_loss, greedy_decode, log_likelihoods
-from models.masks import valid_mask
+from tasr.models.ctc import BeamSearchDecoder, CTCHead, align, ctc_feasible, ctc_loss, greedy_decode, log_likelihoods
+from tasr.models.masks import valid_mask
 from tasr.text import train_tokenizer
 
 ARPA = """\\data\\

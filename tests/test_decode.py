@@ -5,9 +5,9 @@ import pytest
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 import corpora
-from models.ctc import ctc_loss
+from tasr.models.ctc import ctc_loss
 from tasr.cli import main
 from tasr.decoding import arpa_words
 from tasr.scoring import error_report, score

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.encoder import Encoder
-from models.subsampling import ConvSubsampling
+from tasr.models.encoder import Encoder
+from tasr.models.subsampling import ConvSubsampling
 
 
 def small_encoder(block="conformer", subsampling=4, left=3, right=1, **overrides):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.encoder import Encoder
+from tasr.models.encoder import Encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
-import audio
-from models.attention import dense_attention, traceable_attention
-from models.ctc import greedy_decode
+from tasr import audio
+from tasr.models.attention import dense_attention, traceable_attention
+from tasr.models.ctc import greedy_decode
 from tasr import export
 from tasr.cli import main as tasr_main
 from tasr.errors import TasrError

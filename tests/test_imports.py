@@ -1,9 +1,11 @@
-"""The import rules of ARCHITECTURE.md, read from the source (ast) of `tasr`, `audio` and `models`.
+"""The import rules of ARCHITECTURE.md, read from the source (ast) of `tasr` and of the folders
+`audio/` and `models/`, which install as `tasr.audio` and `tasr.models`.
 
 - no import cycles among their modules (imports at module level, the ones that run on import);
-- no function-local imports of `tasr`, `audio` or `models` (the CLI loads a command's module
-  with importlib, which is not an import statement);
-- `audio` and `models` never import `tasr`; library modules of `tasr` never import `tasr.cli`.
+- no function-local first-party imports (the CLI loads a command's module with importlib, which
+  is not an import statement);
+- `tasr.audio` and `tasr.models` never import the application (the rest of `tasr`); library
+  modules of `tasr` never import `tasr.cli`.
 
 Each test names every offender (file:line and the import), so one run lists all there is to fix.
 Run this file with python to print them all without pytest.
@@ -14,19 +16,20 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("tasr", "audio", "models")
+FOLDERS = {"tasr": "tasr", "audio": "tasr.audio", "models": "tasr.models"}  # folder -> package
+LIBRARIES = ("tasr.audio", "tasr.models")
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
 def find_modules() -> dict[str, Path]:
-    """{dotted module name: its file} of every module of PACKAGES (a package is its __init__.py)."""
+    """{dotted module name: its file} of every first-party module (a package is its __init__.py)."""
     modules = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+    for folder, package in FOLDERS.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = list(path.relative_to(REPO / folder).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
-            modules[".".join(parts)] = path
+            modules[".".join([package, *parts])] = path
     return modules
 
 
@@ -36,7 +39,7 @@ MODULES = find_modules()
 def resolve(name: str) -> str | None:
     """The first-party module that importing `name` runs last: its longest prefix that is a module."""
     parts = name.split(".")
-    if parts[0] not in PACKAGES:
+    if parts[0] != "tasr":
         return None
     while parts and ".".join(parts) not in MODULES:
         parts.pop()
@@ -120,15 +123,18 @@ def import_cycles() -> list[str]:
 
 
 def forbidden_imports() -> list[str]:
-    """`audio`/`models` importing `tasr`, and `tasr` modules outside `tasr.cli` importing it."""
+    """`tasr.audio`/`tasr.models` importing the application, and `tasr` modules outside `tasr.cli` importing it."""
+    def inside(module, package):
+        return module == package or module.startswith(package + ".")
+
     offenders = []
     for module in MODULES:
-        top = module.split(".")[0]
+        library = next((package for package in LIBRARIES if inside(module, package)), None)
         for target, line, _ in imports_of(module):
-            if top in ("audio", "models") and target.split(".")[0] == "tasr":
-                offenders.append(f"{where(module, line)}: {top} imports {target}")
-            in_cli = module == "tasr.cli" or module.startswith("tasr.cli.")
-            if top == "tasr" and not in_cli and module != "tasr.__main__" and target.startswith("tasr.cli"):
+            if library and not any(inside(target, package) for package in LIBRARIES):
+                offenders.append(f"{where(module, line)}: {library} imports {target}")
+            in_cli = inside(module, "tasr.cli")
+            if not library and not in_cli and module != "tasr.__main__" and inside(target, "tasr.cli"):
                 offenders.append(f"{where(module, line)}: library module {module} imports {target}")
     return offenders
 
@@ -144,7 +150,7 @@ import torch.nn
 from tasr import data
 from tasr.errors import TasrError
 from .blocks import BLOCKS
-import models.ctc as ctc
+import tasr.models.ctc as ctc
 
 
 class Model:
@@ -154,13 +160,13 @@ class Model:
 
 
 def load():
-    import audio
+    from tasr import audio
     import numpy
 """
-    assert imports_in(source, "models.encoder") == [
-        ("tasr.data", 4, None), ("tasr.errors", 5, None), ("models.blocks", 6, None), ("models.ctc", 7, None),
-        ("tasr.text", 12, "forward"), ("audio", 17, "load")]
-    assert imports_in("from . import ctc", "models", is_package=True) == [("models.ctc", 1, None)]
+    assert imports_in(source, "tasr.models.encoder") == [
+        ("tasr.data", 4, None), ("tasr.errors", 5, None), ("tasr.models.blocks", 6, None),
+        ("tasr.models.ctc", 7, None), ("tasr.text", 12, "forward"), ("tasr.audio", 17, "load")]
+    assert imports_in("from . import ctc", "tasr.models", is_package=True) == [("tasr.models.ctc", 1, None)]
     assert resolve("tasr.errors.TasrError") == "tasr.errors" and resolve("torch") is None
 
 
@@ -172,7 +178,7 @@ def test_the_checker_finds_cycles():
 
 def test_no_function_level_first_party_imports():
     offenders = function_level_imports()
-    assert not offenders, report("function-level imports of tasr/audio/models (move them to the top):", offenders)
+    assert not offenders, report("function-level first-party imports (move them to the top):", offenders)
 
 
 def test_no_import_cycles():

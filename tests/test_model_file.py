@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import audio
+from tasr import audio
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer
 from tasr.text import train_tokenizer

@@ -9,9 +9,9 @@ import soundfile
 import torch
 from torch.overrides import TorchFunctionMode
 
-import audio
-from audio.online_energy import OnlineEnergy
-from models.memory import activation_bytes, frames_for_budget, subsampling_bytes
+from tasr import audio
+from tasr.audio.online_energy import OnlineEnergy
+from tasr.models.memory import activation_bytes, frames_for_budget, subsampling_bytes
 from subtitle_helpers import parse_srt, parse_vtt
 from tasr.bench_transcribe import speechlike
 from tasr.cli import main

@@ -6,7 +6,7 @@ import pytest
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 from tasr import export
 from tasr.cli import main as tasr_main
 from tasr.model import SpeechRecognizer

@@ -10,10 +10,10 @@ import pytest
 import soundfile
 import torch
 
-import audio
+from tasr import audio
 import corpora
 import tasr
-from models.ctc import ctc_loss, greedy_spans, pause_chunks
+from tasr.models.ctc import ctc_loss, greedy_spans, pause_chunks
 from subtitle_helpers import parse_srt
 from tasr.cli import main
 from tasr.model import SpeechRecognizer

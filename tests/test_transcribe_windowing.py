@@ -6,14 +6,14 @@ import os
 import pytest
 import torch
 
-import audio
+from tasr import audio
 import corpora
-from models.encoder import Encoder
+from tasr.models.encoder import Encoder
 from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.streaming import StreamingRecognizer
 from tasr.text import CharTokenizer
-from models.windowing import encode_windowed, plan_windows
+from tasr.models.windowing import encode_windowed, plan_windows
 
 FSDD = str(corpora.fsdd.root / "recordings")
 

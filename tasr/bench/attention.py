@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from audio.options import FrameOptions
-from models.attention import truncated_attention
+from tasr.audio.options import FrameOptions
+from tasr.models.attention import truncated_attention
 from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 

@@ -35,7 +35,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 from tqdm import tqdm
 
-import audio
+from tasr import audio
 from tasr.errors import TasrError
 
 SAMPLE_RATE = 16000

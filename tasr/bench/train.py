@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from models.attention import choose_backend
-from models.ctc import ctc_loss
+from tasr.models.attention import choose_backend
+from tasr.models.ctc import ctc_loss
 from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 from tasr.files import write_text

@@ -50,7 +50,7 @@ from tasr.decoding import DecodingOptions
 from tasr.device import CHOICES as DEVICES
 from tasr.errors import TasrError
 from tasr.model import load_model
-import audio
+from tasr import audio
 from tasr.subtitles import FORMATS, TranscriptWriters, write_transcript
 from tasr.transcription import (DEFAULT_MAX_FRAMES, DEFAULT_MEMORY_MB, LONG_FILE_FRAMES, Source, Transcriber,
                                 check_outputs, find_inputs, load_source, output_paths, read_blocks, stream)

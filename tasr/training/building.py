@@ -1,6 +1,6 @@
 """The pieces a training run builds from its config: the tokenizer and the model."""
 
-import audio
+from tasr import audio
 from tasr import text
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import audio
+from tasr import audio
 from tasr import data
 from tasr.errors import TasrError
 

@@ -14,9 +14,9 @@ import re
 
 import yaml
 
-import audio
-from audio import options
-from models.encoder import Encoder
+from tasr import audio
+from tasr.audio import options
+from tasr.models.encoder import Encoder
 from tasr.errors import TasrError
 from tasr.text import KINDS as TOKENIZERS
 

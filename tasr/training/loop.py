@@ -25,7 +25,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from models.ctc import ctc_feasible, ctc_loss, greedy_decode
+from tasr.models.ctc import ctc_feasible, ctc_loss, greedy_decode
 from tasr import data, text
 from tasr.text import UNK
 from tasr.errors import TasrError
