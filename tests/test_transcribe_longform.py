@@ -13,7 +13,7 @@ from tasr import audio
 from tasr.audio.online_energy import OnlineEnergy
 from tasr.models.memory import activation_bytes, frames_for_budget, subsampling_bytes
 from subtitle_helpers import parse_srt, parse_vtt
-from tasr.bench_transcribe import speechlike
+from tasr.bench.transcribe import speechlike
 from tasr.cli import main
 from tasr.decoding import DecodingOptions
 from tasr.longform import LongTranscription

@@ -26,7 +26,7 @@ COMMANDS = {
     "bench features": ("tasr.bench.features", "feature extraction speed: tasr vs torchaudio, kaldi-native-fbank, librosa"),
     "bench attention": ("tasr.bench.attention", "measure attention time and memory against sequence length, per backend"),
     "bench train": ("tasr.bench.train", "training frames/s and peak memory, truncated vs full attention"),
-    "bench transcribe": ("tasr.bench_transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
+    "bench transcribe": ("tasr.bench.transcribe", "real-time factor of transcription on 10/60/600 s inputs, 1-2 threads"),
 }
 
 

@@ -25,7 +25,6 @@ with the sizes of model.pt, model.onnx and model.int8.onnx. Whether int8 changes
 matter for `tasr decode`, not this table.
 """
 
-import multiprocessing
 import os
 import resource
 import sys
@@ -37,6 +36,7 @@ import torch
 
 from tasr import audio
 from tasr import export
+from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer, load_file, load_model
 from tasr.subtitles import FORMATS, TranscriptWriters
@@ -94,8 +94,8 @@ def speechlike(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
     return wave
 
 
-def _measure(spec: dict, queue) -> None:
-    """Child process: one timed transcription; puts a result dict on `queue`."""
+def measure_transcription(spec: dict) -> dict:
+    """In a child process: one timed transcription; the result dict."""
     try:
         torch.set_num_threads(spec["threads"])
         state = load_file(spec["model"])
@@ -117,9 +117,9 @@ def _measure(spec: dict, queue) -> None:
                   "peak_rss_mb": peak_rss_mb()}
         if spec["device"] == "cuda":
             result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        queue.put(result)
+        return result
     except Exception as error:  # reported in the table, e.g. out of memory for full attention
-        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"}
 
 
 def _input_wave(spec: dict, rate: int) -> torch.Tensor:
@@ -151,16 +151,9 @@ def _transcribe(model, wave, max_frames, chunk_ms=None):
     return final
 
 
-def measure(spec: dict, target=_measure) -> dict:
-    """`target(spec, queue)` in a fresh process: its result dict."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(spec, queue))
-    process.start()
-    process.join()
-    if not queue.empty():
-        return queue.get()
-    return {"error": f"the measuring process died (exit {process.exitcode}; out of memory?)"}
+def measure(spec: dict, function: str = "measure_transcription") -> dict:
+    """`function(spec)` of this module in a fresh process (`tasr.bench.child`): its result dict."""
+    return run_in_child(f"tasr.bench.transcribe:{function}", spec)
 
 
 def main(args) -> int:
@@ -190,9 +183,9 @@ def main(args) -> int:
         rows = []
         for spec in tqdm(specs, desc="bench transcribe", unit="run", disable=None):
             rows.append((spec, measure(spec)))
-        runtime_rows = [(spec, measure(spec, _measure_runtime))
+        runtime_rows = [(spec, measure(spec, "measure_runtime"))
                         for spec in tqdm(runtimes, desc="bench runtimes", unit="run", disable=None)]
-        file_rows = [(spec, measure(spec, _measure_file)) for spec in file_specs(model_path, args, tmp)]
+        file_rows = [(spec, measure(spec, "measure_file")) for spec in file_specs(model_path, args, tmp)]
 
     streamed = [(spec, r) for spec, r in rows if spec.get("chunk_ms")]
     rows = [(spec, r) for spec, r in rows if not spec.get("chunk_ms")]
@@ -288,8 +281,8 @@ def runtime_specs(model, model_path, args, folder) -> tuple[list[dict], dict]:
     return specs, sizes
 
 
-def _measure_runtime(spec: dict, queue) -> None:
-    """Child process: one timed offline transcription in spec["runtime"] on spec["threads"] CPU threads."""
+def measure_runtime(spec: dict) -> dict:
+    """In a child process: one timed offline transcription in spec["runtime"] on spec["threads"] CPU threads."""
     try:
         torch.set_num_threads(spec["threads"])
         runtime, threads = spec["runtime"], spec["threads"]
@@ -317,10 +310,9 @@ def _measure_runtime(spec: dict, queue) -> None:
         start = time.perf_counter()
         count = words(wave)
         wall = time.perf_counter() - start
-        queue.put({"wall": wall, "rtf": wall / spec["seconds"], "words": count,
-                   "peak_rss_mb": peak_rss_mb()})
+        return {"wall": wall, "rtf": wall / spec["seconds"], "words": count, "peak_rss_mb": peak_rss_mb()}
     except Exception as error:
-        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"}
 
 
 def print_runtimes(rows, sizes) -> None:
@@ -382,8 +374,8 @@ def write_speechlike_wav(path, seconds: float, rate: int = FILE_RATE, block_s: f
             f.write(speechlike(min(block_s, seconds - start), rate, seed=i).clamp(-1, 1).numpy())
 
 
-def _measure_file(spec: dict, queue) -> None:
-    """Child process: a generated wav of spec["seconds"] transcribed as `tasr transcribe FILE -f all` does."""
+def measure_file(spec: dict) -> dict:
+    """In a child process: a generated wav of spec["seconds"] transcribed as `tasr transcribe FILE -f all` does."""
     try:
         torch.set_num_threads(spec["threads"])
         model = load_model(spec["model"], "cpu")
@@ -396,10 +388,10 @@ def _measure_file(spec: dict, queue) -> None:
             result = transcriber.bounded(read_blocks(path, model.sample_rate), path, writers, keep_segments=False)
         wall = time.perf_counter() - start
         os.unlink(path)
-        queue.put({"wall": wall, "rtf": wall / spec["seconds"], "peak_rss_mb": peak_rss_mb(),
-                   "characters": len(result.text)})
+        return {"wall": wall, "rtf": wall / spec["seconds"], "peak_rss_mb": peak_rss_mb(),
+                "characters": len(result.text)}
     except Exception as error:
-        queue.put({"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"})
+        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"}
 
 
 def print_files(rows) -> None:
