@@ -28,7 +28,7 @@ from tasr.training.log import TrainLog
 from tasr.training.optim import learning_rate
 from tasr.training.rng import rng_state, seed_everything, set_rng_state
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FSDD = corpora.fsdd.root / "recordings"
 WORDS = "zero one two three four five six seven eight nine".split()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "recipes" / "synth" / "run.sh"
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason=(

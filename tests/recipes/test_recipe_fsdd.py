@@ -12,7 +12,7 @@ import pytest
 import corpora
 from an4_helpers import AN4, make_mini_an4
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "recipes" / "fsdd" / "run.sh"
 FSDD = corpora.fsdd.root / "recordings"
 SPEAKERS = ["george", "jackson", "yweweler"]

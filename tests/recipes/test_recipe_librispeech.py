@@ -20,7 +20,7 @@ import soxr
 
 import corpora
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "recipes" / "librispeech" / "run.sh"
 FSDD = corpora.fsdd.root / "recordings"
 WORDS = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"]

@@ -16,7 +16,7 @@ import soundfile
 
 from an4_helpers import AN4, RECIPE, corpus, make_mini_an4, needs_an4
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = RECIPE / "run.sh"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from archive_helpers import member, symlink_chain_attack, tar_with
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Empty recordings with FSDD's names: enough for the scripts' checks, which look at names only.
 FSDD_MEMBERS = [member(f"free-spoken-digit-dataset-1.0.10/recordings/{digit}_george_{index}.wav",
                        data=b"\0" * 300_000) for digit in range(10) for index in range(2)]

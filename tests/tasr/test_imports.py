@@ -15,7 +15,7 @@ import ast
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FOLDERS = {"tasr": "tasr", "audio": "tasr.audio", "models": "tasr.models"}  # folder -> package
 LIBRARIES = ("tasr.audio", "tasr.models")
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
