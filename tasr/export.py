@@ -46,11 +46,10 @@ from tasr import audio
 from tasr.models.ctc import BLANK
 from tasr.models.encoder import Encoder
 from tasr import __version__
-from tasr.decoding import DecodingOptions, make_decoder
 from tasr.errors import TasrError
 from tasr.files import atomic_write, make_folder
 from tasr.text import UNK, tokenizer_from_state
-from tasr.transcription import transcribe
+from tasr.recognizer import Recognizer
 
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -216,7 +215,7 @@ def read_metadata(path) -> dict:
     return values
 
 
-class OnnxModel:
+class OnnxModel(Recognizer):
     """An exported model run by onnxruntime, with what the transcription path asks of a `SpeechRecognizer`.
 
         model = OnnxModel("exp/onnx")                         # model.onnx (int8=True: model.int8.onnx)
@@ -280,37 +279,11 @@ class OnnxModel:
         """waveforms [N, S], lengths [N] samples -> (log_probs [N, T', V], out_lengths [N])."""
         return self.encode_features(*self.features(waveforms, lengths))
 
-    @property
-    def frame_shift_s(self) -> float:
-        """Seconds between the front-end's frames."""
-        return self.frontend.frame_opts.window_shift / self.sample_rate
-
-    @property
-    def output_frame_s(self) -> float:
-        """Seconds per output frame: subsampling x the front-end's frame shift."""
-        return self.subsampling * self.frame_shift_s
-
-    def num_frames(self, num_samples: int) -> int:
-        """Front-end frames of a waveform of `num_samples` samples."""
-        return int(self.frontend.frame_lengths(torch.tensor([num_samples]))[0])
-
-    def decoder(self, options: DecodingOptions):
-        """The search `options` describe (`tasr.decoding.make_decoder`), built once per options."""
-        if options not in self._decoders:
-            self._decoders[options] = make_decoder(self.tokenizer, options)
-        return self._decoders[options]
-
-    def decode(self, log_probs, out_lengths, options: DecodingOptions | None = None, **settings):
-        """Token-id lists from log_probs [N, T', V] (out_lengths [N]): greedy unless `options` or
-        `settings` (fields of DecodingOptions) say otherwise."""
-        return self.decoder(options or DecodingOptions(**settings))(log_probs, out_lengths)
-
     def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
         """Texts of waveforms [N, S] (lengths [N] samples) at `sample_rate` (greedy unless `beam`)."""
         log_probs, out_lengths = self(waveforms, lengths)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
 
-    transcribe = transcribe  # (audio, beam=None, ...) -> tasr.Result: `tasr.transcription.transcribe`
 
 
 def sherpa_feature_options(values: dict) -> dict:

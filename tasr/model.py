@@ -33,18 +33,18 @@ from torch import nn
 from tasr import audio
 from tasr.models.ctc import CTCHead
 from tasr.models.encoder import Encoder
-from tasr.decoding import DecodingOptions, make_decoder
 from tasr.device import pick_device
 from tasr.errors import TasrError
 from tasr.files import atomic_write
 from tasr.text import tokenizer_from_state
-from tasr.transcription import stream, transcribe
+from tasr.recognizer import Recognizer
+from tasr.transcription import stream
 
 FORMAT = "tasr-model"
 VERSION = 1
 
 
-class SpeechRecognizer(nn.Module):
+class SpeechRecognizer(Recognizer, nn.Module):
     """Front-end + optional CMVN + SpecAugment (training only) + Encoder + CTC head.
 
     config: see the module docstring; tokenizer: from `tasr.text`; cmvn: an `audio.GlobalCMVN`
@@ -106,26 +106,6 @@ class SpeechRecognizer(nn.Module):
         """waveforms [B, N], lengths [B] samples -> (log_probs [B, T', V], out_lengths [B])."""
         return self.encode_features(*self.features(waveforms, lengths))
 
-    # ---- time: every seconds <-> frames conversion goes through these ---------------------
-    @property
-    def frame_shift_s(self) -> float:
-        """Seconds between the front-end's frames (its frame_shift option, 10 ms by default)."""
-        return self.frontend.frame_opts.window_shift / self.sample_rate
-
-    @property
-    def output_frame_s(self) -> float:
-        """Seconds per output frame (log-prob frame): subsampling x the front-end's frame shift."""
-        return self.encoder.subsampling * self.frame_shift_s
-
-    @property
-    def frame_ms(self) -> float:
-        """Milliseconds per output frame."""
-        return 1000 * self.output_frame_s
-
-    def num_frames(self, num_samples: int) -> int:
-        """Front-end frames of a waveform of `num_samples` samples."""
-        return int(self.frontend.frame_lengths(torch.tensor([num_samples]))[0])
-
     @property
     def device(self) -> torch.device:
         """Where the weights are (inputs go there)."""
@@ -153,18 +133,7 @@ class SpeechRecognizer(nn.Module):
             f"input {self.sample_rate} Hz; CMVN {'yes' if self.cmvn is not None else 'no'}",
         ])
 
-    # ---- decoding and transcription --------------------------------------------------------
-    def decoder(self, options: DecodingOptions):
-        """The search `options` describe (`tasr.decoding.make_decoder`), built once per options."""
-        if options not in self._decoders:
-            self._decoders[options] = make_decoder(self.tokenizer, options)
-        return self._decoders[options]
-
-    def decode(self, log_probs, out_lengths, options: DecodingOptions | None = None, **settings):
-        """Token-id lists from log_probs [B, T', V] (out_lengths [B]): greedy unless `options`
-        (or `settings`, the fields of DecodingOptions, e.g. beam=10) say otherwise."""
-        return self.decoder(options or DecodingOptions(**settings))(log_probs, out_lengths)
-
+    # ---- transcription (see also `Recognizer`) ---------------------------------------------
     @torch.inference_mode()
     def transcribe_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor, beam: int | None = None) -> list[str]:
         """Texts for waveforms [B, N] (lengths [B] samples) at the model's sample rate (in eval mode)."""
@@ -177,7 +146,6 @@ class SpeechRecognizer(nn.Module):
             self.train(was_training)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
 
-    transcribe = transcribe  # (audio, beam=None, ...) -> tasr.Result: `tasr.transcription.transcribe`
     stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
 
     # ---- the model file --------------------------------------------------------------------
