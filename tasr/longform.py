@@ -26,7 +26,7 @@ recording at once (`Transcriber.result`), to float rounding.
 import torch
 
 from tasr import audio
-from tasr.audio.online_energy import OnlineEnergy
+from tasr.audio.energy import OnlineEnergy
 from tasr.models.ctc import BLANK
 from tasr.models.memory import frames_for_budget
 from tasr.subtitles import Segmenter

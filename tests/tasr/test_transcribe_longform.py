@@ -10,7 +10,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from tasr import audio
-from tasr.audio.online_energy import OnlineEnergy
+from tasr.audio.energy import OnlineEnergy
 from tasr.models.memory import activation_bytes, frames_for_budget, subsampling_bytes
 from subtitle_helpers import parse_srt, parse_vtt
 from tasr.bench.transcribe import speechlike
