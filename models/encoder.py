@@ -121,13 +121,22 @@ class Encoder(nn.Module):
         """A fresh streaming state for one input (eval mode; left and right limited); see `models/streaming.py`."""
         return EncoderStream(self)
 
-    def forward(self, feats: torch.Tensor, frame_lengths: torch.Tensor):
-        """feats [B, T, F], frame_lengths [B] -> (out [B, T', d_model], out_lengths [B]); padding is zero."""
+    def forward(self, feats: torch.Tensor, frame_lengths: torch.Tensor, intermediate: tuple = ()):
+        """feats [B, T, F], frame_lengths [B] -> (out [B, T', d_model], out_lengths [B]); padding is zero.
+
+        With `intermediate` block numbers (1 = after the first block), also the list of those blocks'
+        outputs through the final norm, [B, T', d_model] each (for intermediate CTC losses)."""
+        if any(not 1 <= i < len(self.blocks) for i in intermediate):
+            raise ValueError(f"intermediate outputs are of blocks 1 to {len(self.blocks) - 1}, got {list(intermediate)}")
         x, lengths = self.subsample(feats, frame_lengths)
         valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        for block in self.blocks:
+        taken = []
+        for i, block in enumerate(self.blocks, 1):
             if self.checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, lengths, valid, use_reentrant=False)
             else:
                 x = block(x, lengths, valid)
-        return self.norm(x).masked_fill(~valid[..., None], 0.0), lengths
+            if i in intermediate:
+                taken.append(self.norm(x).masked_fill(~valid[..., None], 0.0))
+        out = self.norm(x).masked_fill(~valid[..., None], 0.0)
+        return (out, lengths, taken) if intermediate else (out, lengths)

@@ -92,19 +92,25 @@ class SpeechRecognizer(Recognizer, nn.Module):
             feats = self.cmvn(feats, frame_lengths)
         return feats, frame_lengths
 
-    def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor):
+    def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor, intermediate: tuple = ()):
         """Normalised feats [B, T, F] (from `features`) -> (log_probs [B, T', V], out_lengths [B]).
 
-        Applies SpecAugment first when the model is in training mode and has it.
+        Applies SpecAugment first when the model is in training mode and has it. With
+        `intermediate` block numbers, also the list of the CTC head's log_probs [B, T', V] on those
+        blocks' outputs (intermediate CTC, Lee & Watanabe 2021).
         """
         if self.specaugment is not None and self.training:
             feats = self.specaugment(feats, frame_lengths)
-        encoded, out_lengths = self.encoder(feats, frame_lengths)
-        return self.ctc(encoded), out_lengths
+        if not intermediate:
+            encoded, out_lengths = self.encoder(feats, frame_lengths)
+            return self.ctc(encoded), out_lengths
+        encoded, out_lengths, taken = self.encoder(feats, frame_lengths, intermediate)
+        return self.ctc(encoded), out_lengths, [self.ctc(x) for x in taken]
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
-        """waveforms [B, N], lengths [B] samples -> (log_probs [B, T', V], out_lengths [B])."""
-        return self.encode_features(*self.features(waveforms, lengths))
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, intermediate: tuple = ()):
+        """waveforms [B, N], lengths [B] samples -> (log_probs [B, T', V], out_lengths [B]), and with
+        `intermediate` the list of intermediate log_probs (`encode_features`)."""
+        return self.encode_features(*self.features(waveforms, lengths), intermediate)
 
     @property
     def device(self) -> torch.device:

@@ -41,6 +41,10 @@ DEFAULTS = {
     "grad_clip": 5.0,               # max gradient norm (None: no clipping)
     "speed_perturb": None,          # e.g. [0.9, 1.0, 1.1]
     "specaugment": True,            # SpecAugment in training (the model's own settings)
+    "inter_ctc": {                  # intermediate CTC: loss (1 - weight) * CTC + weight * mean of the CTC losses
+        "layers": [],               # of these blocks' outputs (1 = the first), through the encoder's final norm
+        "weight": 0.3,              # and the same CTC head; training only, the model is unchanged
+    },
     "precision": "bf16",            # bf16 autocast on GPU; fp32 always on CPU; "fp32" to turn it off
     "keep_last": 5,                 # step checkpoints kept besides the best ones
     "average": 1,                   # model.pt = average of the N best checkpoints (1: the best)
@@ -154,6 +158,7 @@ SETTINGS = {  # setting: its kind ("... or null": null too); model.* only when g
     "batching.num_workers": "count",
     "model.sample_rate": "positive count",
     "model.ctc_dropout": "fraction",
+    "inter_ctc.weight": "fraction",
 }
 
 CHOICES = {
@@ -205,7 +210,7 @@ def check_config(config: dict) -> None:
         if kind in ("integer", "count", "positive count"):
             where[name] = int(value)
 
-    for key in ("optim", "batching", "model", "model.fbank", "model.encoder"):
+    for key in ("optim", "batching", "inter_ctc", "model", "model.fbank", "model.encoder"):
         section(key)
     for key, kind in SETTINGS.items():
         check(key, kind)
@@ -219,6 +224,10 @@ def check_config(config: dict) -> None:
     betas = config["optim"].get("betas")
     if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(KINDS["fraction"][0](b) for b in betas)):
         fail("optim.betas", "two numbers from 0 to below 1, e.g. [0.9, 0.98]", betas)
+    layers = config["inter_ctc"].get("layers")
+    if not (isinstance(layers, list) and all(KINDS["positive count"][0](i) for i in layers)):
+        fail("inter_ctc.layers", "a list of block numbers (1 = the first block), e.g. [3]", layers)
+    config["inter_ctc"]["layers"] = [int(i) for i in layers]
     factors = config["speed_perturb"]
     if factors is not None and not (isinstance(factors, list) and all(KINDS["positive number"][0](f) for f in factors)):
         fail("speed_perturb", "null or a list of positive factors, e.g. [0.9, 1.0, 1.1]", factors)

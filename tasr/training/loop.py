@@ -138,6 +138,10 @@ class Trainer:
         self.model = build_model(config, self.tokenizer, resume.get("cmvn") if resume is not None else None)
         if resume is not None:
             self.model.load_state_dict(resume["model"])
+        blocks = len(self.model.encoder.blocks)
+        if any(i >= blocks for i in config["inter_ctc"]["layers"]):
+            raise TasrError(f"config: inter_ctc.layers must be block numbers from 1 to {blocks - 1} (the model has "
+                            f"{blocks} blocks), got {config['inter_ctc']['layers']}")
         self.model.to(procs.device)
         if resume is None:
             self._set_cmvn(train_items)
@@ -356,9 +360,7 @@ class Trainer:
         batch.to(self.procs.device)
         sync = self.ddp.no_sync() if (more_to_come and self.ddp is not self.model) else nullcontext()
         with sync:
-            with self._autocast():
-                log_probs, out_lengths = self.ddp(batch.waveforms, batch.lengths)
-            loss_sum = ctc_loss(log_probs, out_lengths, batch.tokens, batch.token_lengths, reduction="sum")
+            loss_sum = self._loss_sum(batch)
             if empty:
                 loss_sum = loss_sum * 0.0
             tokens = 0 if empty else int(batch.token_lengths.sum())
@@ -368,6 +370,18 @@ class Trainer:
             scale = self.procs.world_size / max(total_tokens, 1.0) / accumulation
             (loss_sum * scale).backward()
         return total_loss, total_tokens, total_frames
+
+    def _loss_sum(self, batch: data.Batch) -> torch.Tensor:
+        """The training objective summed over the batch: CTC, mixed with intermediate CTC losses (`inter_ctc`)."""
+        layers, weight = self.config["inter_ctc"]["layers"], self.config["inter_ctc"]["weight"]
+        with self._autocast():
+            outputs = self.ddp(batch.waveforms, batch.lengths, tuple(layers))
+        log_probs, out_lengths = outputs[:2]
+        loss_sum = ctc_loss(log_probs, out_lengths, batch.tokens, batch.token_lengths, reduction="sum")
+        if not layers:
+            return loss_sum
+        inter = sum(ctc_loss(x, out_lengths, batch.tokens, batch.token_lengths, reduction="sum") for x in outputs[2])
+        return (1 - weight) * loss_sum + weight * inter / len(layers)
 
     def _optimizer_step(self, batches_in_step: int):
         accumulation = self.config["batching"]["accumulation"]

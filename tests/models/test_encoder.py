@@ -110,3 +110,18 @@ def test_bad_configs_are_rejected():
         small_encoder(left=[1, 2, 3])
     with pytest.raises(ValueError, match="odd"):
         small_encoder(conv_kernel=8)
+
+
+def test_intermediate_outputs_are_earlier_blocks_through_the_final_norm():
+    encoder = small_encoder("conformer", 4, n_layers=3)
+    feats, lengths = torch.randn(2, 90, 40), torch.tensor([90, 61])
+    out, out_lengths, taken = encoder(feats, lengths, (1, 2))
+    plain, _ = encoder(feats, lengths)
+    torch.testing.assert_close(out, plain)
+    x, sub_lengths = encoder.subsample(feats, lengths)
+    valid = torch.arange(x.shape[1])[None, :] < sub_lengths[:, None]
+    for block, got in zip(encoder.blocks, taken):
+        x = block(x, sub_lengths, valid)
+        torch.testing.assert_close(got, encoder.norm(x).masked_fill(~valid[..., None], 0.0))
+    with pytest.raises(ValueError, match="blocks 1 to 2"):
+        encoder(feats, lengths, (3,))

@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import soundfile
@@ -19,12 +21,15 @@ import yaml
 
 import corpora
 from model_helpers import TINY_ENCODER
+from tasr import data
 from tasr.cli import main
 from tasr.errors import TasrError
+from tasr.models.ctc import ctc_loss
 from tasr.model import SpeechRecognizer
 from tasr.training.checkpoints import load_checkpoint, save_checkpoint
 from tasr.training.config import DEFAULTS, check_config, load_config
 from tasr.training.log import TrainLog
+from tasr.training.loop import Trainer
 from tasr.training.optim import learning_rate
 from tasr.training.rng import rng_state, seed_everything, set_rng_state
 
@@ -167,6 +172,9 @@ def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
     ("optim=5", "optim must be a mapping of settings, got 5"),
     ("precision=fp16", "precision must be one of bf16, fp32, got 'fp16'"),
     ("tokenizer.vocab_size=abc", "tokenizer.vocab_size must be a whole number >= 1, got 'abc'"),
+    ("inter_ctc.layers=3", "inter_ctc.layers must be a list of block numbers (1 = the first block), e.g. [3], got 3"),
+    ("inter_ctc.layers=[0]", "inter_ctc.layers must be a list of block numbers"),
+    ("inter_ctc.weight=1", "inter_ctc.weight must be a number from 0 to below 1, got 1"),
 ])
 def test_config_values_of_the_wrong_type_are_named(override, message):
     with pytest.raises(TasrError) as error:
@@ -193,6 +201,34 @@ def test_a_bad_config_value_stops_train_and_cmvn_before_any_work(tmp_path, capsy
                  "model.encoder.d_model=abc"]) == 2
     assert "config: model.encoder.d_model must be a whole number >= 0, got 'abc'" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+
+
+def test_intermediate_ctc_mixes_the_losses_and_needs_blocks_that_exist(tmp_path, capsys):
+    """The objective is (1 - w) CTC(final) + w * mean of CTC(intermediate blocks), summed over the batch."""
+    manifest = fsdd_manifest(tmp_path / "train.jsonl", digits=range(3))
+    config = write_config(tmp_path / "c.yaml", TINY, model__encoder={**TINY["model"]["encoder"], "n_layers": 3},
+                          inter_ctc={"layers": [1, 2], "weight": 0.4}, epochs=1)
+    run_train("--config", config, "--train", manifest, "--valid", manifest, "--exp-dir", tmp_path / "exp")
+    model = SpeechRecognizer.load(tmp_path / "exp" / "model.pt").train()
+    model.specaugment = None
+    items = [json.loads(line) for line in manifest.read_text().splitlines()]
+    wave = torch.from_numpy(soundfile.read(items[0]["audio"], dtype="float32")[0])
+    tokens = torch.tensor([model.tokenizer.encode(items[0]["text"])])
+    batch = data.Batch(wave[None], torch.tensor([wave.numel()]), tokens, torch.tensor([tokens.shape[1]]))
+    trainer = SimpleNamespace(config={"inter_ctc": {"layers": [1, 2], "weight": 0.4}}, ddp=model,
+                              _autocast=nullcontext)
+    torch.manual_seed(0)
+    got = Trainer._loss_sum(trainer, batch)
+    torch.manual_seed(0)
+    log_probs, lengths, inter = model(batch.waveforms, batch.lengths, (1, 2))
+
+    def ctc(x):
+        return ctc_loss(x, lengths, batch.tokens, batch.token_lengths, reduction="sum")
+    torch.testing.assert_close(got, 0.6 * ctc(log_probs) + 0.4 * (ctc(inter[0]) + ctc(inter[1])) / 2)
+    assert main(["train", "--config", str(config), "--train", str(manifest), "--valid", str(manifest),
+                 "--exp-dir", str(tmp_path / "exp2"), "inter_ctc.layers=[3]"]) == 2
+    assert "config: inter_ctc.layers must be block numbers from 1 to 2 (the model has 3 blocks), got [3]" in \
+        capsys.readouterr().err
 
 
 def test_a_torn_last_row_of_the_log_is_dropped_on_resume(tmp_path):

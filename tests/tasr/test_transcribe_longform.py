@@ -111,6 +111,23 @@ def test_bounded_equals_the_whole_recording(beam):
     assert [(s.start, s.end, s.lines) for s in bounded.segments] == [(s.start, s.end, s.lines) for s in whole.segments]
 
 
+def test_ten_minutes_bounded_equal_the_whole_recording():
+    """10 minutes through the default memory budget (windowed encoder, block reads): the text and
+    word times of encoding the whole recording at once."""
+    model = talking_model()
+    wave = speechlike(600, 16000, seed=4)
+    transcriber = Transcriber(model, DecodingOptions())
+    chunk = LongTranscription(model, transcriber.spans, round(transcriber.memory_mb * 2**20)).chunk
+    assert chunk < model.num_frames(wave.shape[0]) // 4  # several encoder chunks
+    with torch.inference_mode():
+        whole_log_probs, _ = model(wave[None], torch.tensor([wave.shape[0]]))
+    whole = transcriber.result(whole_log_probs[0], wave)
+    bounded = transcriber.bounded(blocks(wave, 160_000))
+    assert len(whole.words) > 300
+    assert bounded.text == whole.text
+    assert times(bounded) == times(whole)
+
+
 def test_tasr_transcribe_writes_long_files_segment_by_segment(tmp_path):
     """A long file through `tasr transcribe`: well-formed srt/vtt/json with the whole-recording result."""
     model = talking_model()
