@@ -76,6 +76,9 @@ class ConvModule(nn.Module):
         return self.dropout(nn.functional.linear(nn.functional.silu(self.norm(x)), w.weight[:, :, 0], w.bias))
 
 
+CONV1D_MIN_FRAMES = 64  # a stream's depthwise convolution of this many frames or more runs as conv1d
+
+
 class ConvModuleStream:
     """Incremental `ConvModule` (eval mode): frames [B, n, d] in, outputs [B, k, d] of the frames
     whose look-ahead has arrived out; `flush()` gives the rest (the look-ahead beyond the end is
@@ -83,7 +86,10 @@ class ConvModuleStream:
     first waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk).
 
     The depthwise convolution of a chunk's few frames is one dot product over the kernel of an
-    `unfold` view: on CPU, `conv1d` takes ~100 us a call for them, several times the arithmetic."""
+    `unfold` view: on CPU, `conv1d` takes ~100 us a call for them, several times the arithmetic.
+    From `CONV1D_MIN_FRAMES` frames on (the long windows of `tasr.longform`), `conv1d` is the
+    faster one: the dot product materialises frames x channels x kernel products (8x slower at 640
+    frames, d 256, kernel 31)."""
 
     def __init__(self, module: ConvModule):
         self.module = module
@@ -112,7 +118,11 @@ class ConvModuleStream:
         ready = frames.shape[1] - self.kernel + 1
         if ready <= 0:
             return frames[:, :0]
-        out = torch.linalg.vecdot(frames.unfold(1, self.kernel, 1), self.depthwise_weight) + self.depthwise_bias
+        if ready < CONV1D_MIN_FRAMES:
+            out = torch.linalg.vecdot(frames.unfold(1, self.kernel, 1), self.depthwise_weight) + self.depthwise_bias
+        else:
+            out = F.conv1d(frames.transpose(1, 2), self.depthwise_weight[:, None], self.depthwise_bias,
+                           groups=self.depthwise_weight.shape[0]).transpose(1, 2)
         self.frames = self.frames[:, ready:]
         out = F.silu(F.layer_norm(out, *self.norm), inplace=True)
         return linear(out, *self.out)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tasr.models.blocks import CONV1D_MIN_FRAMES
 from tasr.models.encoder import Encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -50,6 +51,14 @@ def test_stream_equals_offline(block, subsampling, left, right, chunks):
     out = streamed(encoder, feats, chunks)
     assert out.shape == whole.shape
     assert (out - whole).abs().max() < 1e-4
+
+
+def test_long_chunks_take_conv1d_and_short_ones_the_dot_product_alike():
+    """Chunks of more than CONV1D_MIN_FRAMES output frames go through conv1d in the convolution module."""
+    encoder = small_encoder("conformer", 4, 6, 2)
+    feats = torch.randn(1000, 40, generator=torch.Generator().manual_seed(3))
+    long = 4 * CONV1D_MIN_FRAMES + 40
+    assert (streamed(encoder, feats, [long, 5]) - offline(encoder, feats)).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("options", [{"score": "additive"}, {"normalize": "relu"}])
