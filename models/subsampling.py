@@ -36,7 +36,7 @@ class ConvSubsampling(nn.Module):
         if factor not in LAYERS:
             raise ValueError(f"subsampling factor must be one of {sorted(LAYERS)}, not {factor}")
         channels = channels or d_model
-        self.factor = factor
+        self.input_dim, self.factor = input_dim, factor
         self.layers = LAYERS[factor]
         convs, in_channels, freq = [], 1, input_dim
         for kernel, stride in self.layers:

@@ -82,10 +82,9 @@ class ExportedGraph(nn.Module):
         self.encoder, self.ctc = model.encoder, model.ctc
         self.normalize = model.cmvn is not None
         if self.normalize:
-            mean, std = model.cmvn.mean_std()
-            scale = std.reciprocal() if bool(model.cmvn.norm_vars) else torch.ones_like(std)
-            self.register_buffer("mean", mean.float())
-            self.register_buffer("scale", scale.float())
+            mean, scale = cmvn_constants(model)
+            self.register_buffer("mean", mean)
+            self.register_buffer("scale", scale)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
         if self.normalize:
@@ -93,6 +92,16 @@ class ExportedGraph(nn.Module):
             feats = (feats - self.mean) * self.scale * valid[..., None]
         encoded, out_lengths = self.encoder(feats, lengths)
         return self.ctc(encoded), out_lengths
+
+
+def cmvn_constants(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean [F], scale [F]) float32 of the model's CMVN, normalised = (feats - mean) * scale (0 and 1 without)."""
+    F = model.frontend.num_features
+    if model.cmvn is None:
+        return torch.zeros(F), torch.ones(F)
+    mean, std = model.cmvn.mean_std()
+    scale = std.reciprocal() if bool(model.cmvn.norm_vars) else torch.ones_like(std)
+    return mean.float(), scale.float()
 
 
 def min_frames(model) -> int:
