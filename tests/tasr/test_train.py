@@ -6,6 +6,7 @@ the parameters of one process with the same global batch; bad audio is skipped a
 """
 
 import csv
+import inspect
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ from tasr import data
 from tasr.cli import main
 from tasr.errors import TasrError
 from tasr.models.ctc import ctc_loss
+from tasr.models.encoder import Encoder
 from tasr.model import SpeechRecognizer
 from tasr.training.checkpoints import load_checkpoint, save_checkpoint
 from tasr.training.config import DEFAULTS, check_config, load_config
@@ -229,6 +231,14 @@ def test_intermediate_ctc_mixes_the_losses_and_needs_blocks_that_exist(tmp_path,
                  "--exp-dir", str(tmp_path / "exp2"), "inter_ctc.layers=[3]"]) == 2
     assert "config: inter_ctc.layers must be block numbers from 1 to 2 (the model has 3 blocks), got [3]" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("recipes/*/conf/*.yaml")), ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_every_recipe_config_is_valid(path):
+    config = load_config(path)
+    check_config(config)
+    layers = config["model"].get("encoder", {}).get("n_layers", inspect.signature(Encoder).parameters["n_layers"].default)
+    assert all(i < layers for i in config["inter_ctc"]["layers"])
 
 
 def test_a_torn_last_row_of_the_log_is_dropped_on_resume(tmp_path):
