@@ -22,7 +22,9 @@ the model exported by `tasr export --int8` and run offline on the same inputs an
 by onnxruntime (fp32, int8 weights; `tasr transcribe --runtime ...`, the whole path with word
 times) and by sherpa-onnx (its own fbank and greedy search, text only), beside PyTorch eager;
 with the sizes of model.pt, model.onnx and model.int8.onnx. Whether int8 changes the WER is a
-matter for `tasr decode`, not this table.
+matter for `tasr decode`, not this table. `onnxruntime-stream` adds the streaming export
+(`tasr export --streaming`, --stream-chunk-ms chunks) fed chunk by chunk through the online
+front-end, with greedy text: streaming in onnxruntime, to set beside the offline rows.
 """
 
 import os
@@ -31,14 +33,17 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import soundfile
 import torch
 
 from tasr import audio
 from tasr import export
+from tasr import export_streaming
 from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer, load_file, load_model
+from tasr.models.ctc import greedy_decode
 from tasr.subtitles import FORMATS, TranscriptWriters
 from tasr.text import CharTokenizer
 from tasr.transcription import DEFAULT_MAX_FRAMES, Transcriber, read_blocks
@@ -47,7 +52,7 @@ SMALL = {"sample_rate": 16000, "fbank": {"num_mel_bins": 80},
          "encoder": {"block": "conformer", "d_model": 144, "n_heads": 4, "n_layers": 4, "ff_dim": 288,
                      "subsampling_channels": 32, "conv_kernel": 15, "left": 16, "right": 2, "dropout": 0.0}}
 STREAM_THREADS = 1
-RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "sherpa-onnx")
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "sherpa-onnx", "onnxruntime-stream")
 
 
 def add_arguments(parser) -> None:
@@ -273,10 +278,14 @@ def runtime_specs(model, model_path, args, folder) -> tuple[list[dict], dict]:
     onnx = os.path.join(folder, "onnx")
     print(f"exporting to ONNX for {', '.join(runtimes)}", file=sys.stderr)
     written = export.export(model, onnx, int8=True)
+    if "onnxruntime-stream" in runtimes:
+        written[export_streaming.STREAMING_FILE] = export_streaming.export_streaming(
+            model, onnx, args.stream_chunk_ms or export_streaming.DEFAULT_CHUNK_MS)
     sizes = {os.path.basename(model_path): os.path.getsize(model_path)}
     sizes.update((name, os.path.getsize(path)) for name, path in written.items() if name.endswith(".onnx"))
     specs = [{"model": model_path, "onnx": onnx, "runtime": runtime, "threads": threads, "seconds": seconds,
-              "audio": args.audio, "max_frames": args.max_frames}
+              "audio": args.audio, "max_frames": args.max_frames,
+              "chunk_ms": args.stream_chunk_ms or export_streaming.DEFAULT_CHUNK_MS}
              for threads in args.threads for seconds in args.durations for runtime in runtimes]
     return specs, sizes
 
@@ -286,7 +295,20 @@ def measure_runtime(spec: dict) -> dict:
     try:
         torch.set_num_threads(spec["threads"])
         runtime, threads = spec["runtime"], spec["threads"]
-        if runtime == "sherpa-onnx":
+        if runtime == "onnxruntime-stream":
+            model = SpeechRecognizer.load(spec["model"])
+            rate = model.sample_rate
+            chunk = round(rate * spec["chunk_ms"] / 1000)
+
+            def words(wave):  # online fbank, the exported chunk step, greedy text
+                frontend = audio.OnlineFbank(rate, **dict(model.config.get("fbank") or {}))
+                stream = export_streaming.OnnxStream(spec["onnx"], threads=threads)
+                pieces = [stream.accept(frontend.accept_waveform(wave[i:i + chunk]).numpy())
+                          for i in range(0, wave.shape[0], chunk)]
+                pieces += [stream.accept(frontend.input_finished().numpy()), stream.finish()]
+                log_probs = torch.from_numpy(np.concatenate(pieces))
+                return len(model.tokenizer.decode(greedy_decode(log_probs[None], None)[0]).split())
+        elif runtime == "sherpa-onnx":
             recognizer = export.sherpa_recognizer(spec["onnx"], threads=threads)
             rate = int(export.read_metadata(os.path.join(spec["onnx"], export.MODEL_FILE))["sample_rate"])
 
@@ -319,12 +341,13 @@ def print_runtimes(rows, sizes) -> None:
     """The --runtimes table, the exported files' sizes and the fastest runtime per thread count."""
     if not rows:
         return
-    print("\nruntimes, offline on the CPU, the same model and input (torch, onnxruntime: the whole transcription "
-          "with word times; sherpa-onnx: its own fbank and greedy text)")
-    print(f"{'runtime':<17} {'threads':>7} {'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11} {'words':>6}")
+    print("\nruntimes on the CPU, the same model and input (torch, onnxruntime: the whole offline transcription "
+          "with word times; sherpa-onnx: its own fbank and greedy text; onnxruntime-stream: the streaming export "
+          "chunk by chunk, greedy text)")
+    print(f"{'runtime':<18} {'threads':>7} {'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11} {'words':>6}")
     best = {}
     for spec, r in rows:
-        head = f"{spec['runtime']:<17} {spec['threads']:>7} {spec['seconds']:>8g}"
+        head = f"{spec['runtime']:<18} {spec['threads']:>7} {spec['seconds']:>8g}"
         if "error" in r:
             print(f"{head} failed: {r['error']}")
             continue

@@ -121,3 +121,23 @@ def test_bench_transcribe_streaming_table(tmp_path, capsys):
     offline, streamed, ratio = float(row[1]), float(row[2]), float(row[3])
     assert row[0] == "2" and offline > 0 and streamed > 0 and float(row[4]) == latency
     assert ratio == pytest.approx(streamed / offline, rel=0.05)  # the figures as printed, rounded
+
+
+def test_bench_transcribe_runtimes_table_with_the_streaming_export(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(1)
+    config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
+              "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "subsampling_channels": 8,
+                          "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
+    SpeechRecognizer(config, CharTokenizer(list(" ab"))).save(tmp_path / "model.pt")
+    code = main(["bench", "transcribe", str(tmp_path / "model.pt"), "--durations", "2", "--threads", "1",
+                 "--full-max-s", "0", "--no-cuda", "--stream-chunk-ms", "0", "--file-durations",
+                 "--runtimes", "torch,onnxruntime,onnxruntime-stream", "--max-rtf", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()[:1] in (["torch"], ["onnxruntime"], ["onnxruntime-stream"])}
+    assert sorted(rows) == ["onnxruntime", "onnxruntime-stream", "torch"]
+    for row in rows.values():
+        assert row[1:3] == ["1", "2"] and float(row[4]) > 0 and int(row[6]) >= 0  # threads, seconds, RTF, words
+    assert "streaming.onnx" in next(line for line in out.splitlines() if line.startswith("files: "))
