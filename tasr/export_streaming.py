@@ -83,8 +83,8 @@ def export_streaming(model, folder, chunk_ms: float = DEFAULT_CHUNK_MS, opset: i
                torch.full((2,), 10, dtype=torch.long), *graph.step.initial_caches(2))
     with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(graph, example, dynamo=True, opset_version=opset, input_names=names,
-                                    output_names=outputs, dynamic_shapes=({0: batch}, {0: batch}, {0: batch}, ({0: batch},) * len(shapes)),
-                                    verbose=False)
+                                    output_names=outputs, verbose=False,
+                                    dynamic_shapes=({0: batch}, {0: batch}, {0: batch}, ({0: batch},) * len(shapes)))
     values = metadata(model)
     values.update(model_type=MODEL_TYPE, chunk=str(chunk), chunk_ms=str(chunk * model.output_frame_s * 1000),
                   step_frames=str(step_frames), delay=str(graph.step.delay), cache_names=json.dumps(list(shapes)),
@@ -119,8 +119,12 @@ class OnnxStream:
         self.chunk, self.delay, self.step_frames = int(meta["chunk"]), int(meta["delay"]), int(meta["step_frames"])
         self.subsampling, self.right_context = int(meta["subsampling_factor"]), int(meta["min_frames"]) - 1
         self.feature_dim = int(meta["feature_dim"])
-        self.names = json.loads(meta["cache_names"])
-        self.caches = [np.zeros((1, *shape), dtype=np.float32) for shape in json.loads(meta["cache_shapes"])]
+        self.names, self.shapes = json.loads(meta["cache_names"]), json.loads(meta["cache_shapes"])
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream (the session is kept)."""
+        self.caches = [np.zeros((1, *shape), dtype=np.float32) for shape in self.shapes]
         self.pending = np.zeros((0, self.feature_dim), dtype=np.float32)
         self.steps, self.frames_in, self.emitted = 0, 0, 0
 

@@ -299,10 +299,11 @@ def measure_runtime(spec: dict) -> dict:
             model = SpeechRecognizer.load(spec["model"])
             rate = model.sample_rate
             chunk = round(rate * spec["chunk_ms"] / 1000)
+            stream = export_streaming.OnnxStream(spec["onnx"], threads=threads)
 
             def words(wave):  # online fbank, the exported chunk step, greedy text
                 frontend = audio.OnlineFbank(rate, **dict(model.config.get("fbank") or {}))
-                stream = export_streaming.OnnxStream(spec["onnx"], threads=threads)
+                stream.reset()
                 pieces = [stream.accept(frontend.accept_waveform(wave[i:i + chunk]).numpy())
                           for i in range(0, wave.shape[0], chunk)]
                 pieces += [stream.accept(frontend.input_finished().numpy()), stream.finish()]
