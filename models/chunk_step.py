@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NOT_A_KEY = -1e9  # added to the scores of keys that are not frames (exp underflows to exactly 0)
+from .attention import LOW
+from .rotary import rotate
 
 
 class EncoderStep(nn.Module):
@@ -132,12 +133,12 @@ class EncoderStep(nn.Module):
         W = qkv.shape[1]
         heads = qkv.view(N, W, 3, H, D).permute(2, 0, 3, 1, 4)  # [3, N, H, W, D]
         cos, sin = getattr(self, f"cos{i}"), getattr(self, f"sin{i}")
-        q = _rotate(heads[0][:, :, left:left + C], cos[left:left + C], sin[left:left + C])
-        k = _rotate(heads[1], cos, sin)
+        q = rotate(heads[0][:, :, left:left + C], cos[left:left + C], sin[left:left + C])
+        k = rotate(heads[1], cos, sin)
         key_position = position[:, :1] - left - right + torch.arange(W, device=x.device)[None, :]  # [N, W]
         allowed = getattr(self, f"band{i}")[None] & _frames(key_position, total)[:, None, :]  # [N, C, W]
         scores = (q @ k.transpose(-1, -2)) * D ** -0.5
-        scores = scores + torch.where(allowed, 0.0, NOT_A_KEY)[:, None]
+        scores = scores + torch.where(allowed, 0.0, LOW)[:, None]
         out = torch.softmax(scores, dim=-1) @ heads[2]  # [N, H, C, D]
         return attention.out_proj(out.transpose(1, 2).reshape(N, C, d))
 
@@ -154,12 +155,6 @@ def _frames(position: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     return (position >= 0) & (position < total[:, None])
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary positions on x [..., T, D] with tables [T, D] (`RotaryEmbedding.tables`)."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((x[..., half:], x[..., :half]), dim=-1) * sin
-
-
 def _window(x: torch.Tensor, name: str, keep: int, cache: dict, updated: dict) -> torch.Tensor:
     """`cache[name]` (the frames before x) then x [N, C, d]; its last `keep` frames become the next cache."""
     if name not in cache:
@@ -173,6 +168,4 @@ def _waiting(x: torch.Tensor, name: str, cache: dict, updated: dict) -> torch.Te
     """The frames [N, C, d] that `cache[name]`'s waiting frames and then x's make, the newest kept back."""
     if name not in cache:
         return x
-    window = torch.cat((cache[name], x), dim=1)
-    updated[name] = window[:, x.shape[1]:]
-    return window[:, :x.shape[1]]
+    return _window(x, name, cache[name].shape[1], cache, updated)[:, :x.shape[1]]

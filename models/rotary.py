@@ -38,8 +38,7 @@ class RotaryEmbedding(nn.Module):
         T, D = x.shape[-2], x.shape[-1]
         if D != self.head_dim:
             raise ValueError(f"expected head dimension {self.head_dim}, got {D}")
-        cos, sin = self.tables(offset, T, x.dtype, x.device)
-        return x * cos + x.roll(D // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
+        return rotate(x, *self.tables(offset, T, x.dtype, x.device))
 
     def tables(self, offset: int, T: int, dtype=torch.float32, device=None):
         """(cos, sin) `[T, D]` of positions offset ... offset + T - 1, the sine signed as `forward` uses it:
@@ -52,3 +51,8 @@ class RotaryEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}"
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """`x [..., T, D]` rotated with the tables [T, D] of `RotaryEmbedding.tables`."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
