@@ -50,6 +50,7 @@ class EncoderStep(nn.Module):
         self.sub_delay = math.ceil((sub.right_context + 1 - sub.factor) / sub.factor)
         self.feats_cache = sub.factor * self.sub_delay
         self.delay = self.sub_delay
+        self.back = 0  # the earliest position a step reads, in frames before its first subsampled one
         self.layouts = []  # per block: (left, right, lookahead, kernel - 1) in frames
         for i, block in enumerate(encoder.blocks):
             attention = block.attention
@@ -62,12 +63,15 @@ class EncoderStep(nn.Module):
             conv = getattr(block, "conv", None)
             lookahead, behind = (conv.padding[1], conv.depthwise.kernel_size[0] - 1) if conv is not None else (0, 0)
             self.layouts.append((block.left, block.right, lookahead, behind))
+            self.back = max(self.back, self.delay - self.sub_delay + block.left + block.right)
             self.delay += block.right + lookahead
             W = block.left + block.right + chunk
             cos, sin = attention.rotary.tables(0, W)
             self.register_buffer(f"cos{i}", cos, persistent=False)
             self.register_buffer(f"sin{i}", sin, persistent=False)
-            self.register_buffer(f"band{i}", _band(chunk, block.left, block.right), persistent=False)
+            band = torch.where(_band(chunk, block.left, block.right), 0.0, LOW)
+            self.register_buffer(f"band{i}", band, persistent=False)
+        self.back = max(self.back, self.delay - self.sub_delay)
 
     def cache_shapes(self, batch: int = 1) -> dict:
         """{name: shape} of the caches, in the order `forward` takes and returns them (none of 0 frames)."""
@@ -92,40 +96,44 @@ class EncoderStep(nn.Module):
         names = list(self.cache_shapes(1))
         cache = dict(zip(names, caches))
         updated = {}
-        C = self.chunk
-        x = self.encoder.subsample.project(_window(feats, "feats", self.feats_cache, cache, updated))[:, :C]  # output positions offset - sub_delay + j
-        position = offset[:, None] - self.sub_delay + torch.arange(C, device=feats.device)[None, :]  # [N, C]
-        x = x.masked_fill(~_frames(position, total)[..., None], 0.0)
+        C, B = self.chunk, self.back
+        x = self.encoder.subsample.project(_window(feats, "feats", self.feats_cache, cache, updated))[:, :C]
+        # which positions are frames, from B before the first subsampled one (output position offset - sub_delay)
+        position = offset[:, None] - self.sub_delay - B + torch.arange(B + C, device=feats.device)[None, :]
+        frames = _frames(position, total)  # [N, B + C]
+        masks = Masks(frames[..., None], torch.where(frames, 0.0, LOW), B, C)
+        x = masks.keep(x, 0)
+        back = 0  # the frames' positions run `back` behind the subsampled ones
         for i, (block, layout) in enumerate(zip(self.encoder.blocks, self.layouts)):
-            x, position = self._block(i, block, layout, x, position, total, cache, updated)
-        out = self.encoder.norm(x).masked_fill(~_frames(position, total)[..., None], 0.0)
+            x, back = self._block(i, block, layout, x, back, masks, cache, updated)
+        out = masks.keep(self.encoder.norm(x), back)
         return (out, *(updated[name] for name in names))
 
-    def _block(self, i, block, layout, x, position, total, cache, updated):
-        """One block on frames x [N, C, d] at `position` [N, C] -> its outputs and their positions."""
+    def _block(self, i, block, layout, x, back, masks, cache, updated):
+        """One block on frames x [N, C, d] `back` positions behind -> its outputs and how far they are behind."""
         left, right, lookahead, behind = layout
         conformer = hasattr(block, "conv")
         if conformer:
             x = x + 0.5 * block.ff1(block.ff1_norm(x))
-        attended = self._attention(i, block.attention, block.attention_norm(x), left, right, position, total,
+        attended = self._attention(i, block.attention, block.attention_norm(x), left, right, back, masks,
                                    cache, updated)
-        position = position - right
+        back += right
         residual = _waiting(x, f"res1_{i}", cache, updated)
         y = residual + attended
         if not conformer:
             y = y + block.ff(block.ff_norm(y))
-            return y.masked_fill(~_frames(position, total)[..., None], 0.0), position
+            return masks.keep(y, back), back
         conv = block.conv
-        gated = conv.gate(block.conv_norm(y)).masked_fill(~_frames(position, total)[..., None], 0.0)
+        gated = masks.keep(conv.gate(block.conv_norm(y)), back)
         window = _window(gated, f"conv{i}", behind, cache, updated)
         d = window.shape[2]
         convolved = F.conv1d(window.transpose(1, 2), conv.depthwise.weight, conv.depthwise.bias, groups=d)
-        position = position - lookahead
+        back += lookahead
         z = _waiting(y, f"res2_{i}", cache, updated) + conv.output(convolved.transpose(1, 2))
         z = z + 0.5 * block.ff2(block.ff2_norm(z))
-        return block.out_norm(z).masked_fill(~_frames(position, total)[..., None], 0.0), position
+        return masks.keep(block.out_norm(z), back), back
 
-    def _attention(self, i, attention, x, left, right, position, total, cache, updated):
+    def _attention(self, i, attention, x, left, right, back, masks, cache, updated):
         """Outputs [N, C, d] of the queries `right` frames back, over the keys of the last left + right + C frames."""
         N, C, d = x.shape
         H, D = attention.n_heads, attention.head_dim
@@ -135,12 +143,29 @@ class EncoderStep(nn.Module):
         cos, sin = getattr(self, f"cos{i}"), getattr(self, f"sin{i}")
         q = rotate(heads[0][:, :, left:left + C], cos[left:left + C], sin[left:left + C])
         k = rotate(heads[1], cos, sin)
-        key_position = position[:, :1] - left - right + torch.arange(W, device=x.device)[None, :]  # [N, W]
-        allowed = getattr(self, f"band{i}")[None] & _frames(key_position, total)[:, None, :]  # [N, C, W]
-        scores = (q @ k.transpose(-1, -2)) * D ** -0.5
-        scores = scores + torch.where(allowed, 0.0, LOW)[:, None]
+        bias = getattr(self, f"band{i}") + masks.key_bias(back + left + right, W)[:, None, :]  # [N, C, W]
+        scores = (q @ k.transpose(-1, -2)) * D ** -0.5 + bias[:, None]
         out = torch.softmax(scores, dim=-1) @ heads[2]  # [N, H, C, D]
         return attention.out_proj(out.transpose(1, 2).reshape(N, C, d))
+
+
+class Masks:
+    """One step's frame masks, made once and sliced per layer: `frames` [N, B + C, 1] bool and
+    `bias` [N, B + C] (0, or LOW where not a frame) of the positions from B before the first
+    subsampled frame on."""
+
+    def __init__(self, frames: torch.Tensor, bias: torch.Tensor, back: int, chunk: int):
+        self.frames, self.bias, self.back, self.chunk = frames, bias, back, chunk
+
+    def keep(self, x: torch.Tensor, back: int) -> torch.Tensor:
+        """x [N, C, d] of the positions `back` behind the subsampled frames, zero where not a frame."""
+        start = self.back - back
+        return torch.where(self.frames[:, start:start + self.chunk], x, 0.0)
+
+    def key_bias(self, back: int, width: int) -> torch.Tensor:
+        """[N, width]: the bias of the `width` positions from `back` behind the first subsampled frame."""
+        start = self.back - back
+        return self.bias[:, start:start + width]
 
 
 def _band(chunk: int, left: int, right: int) -> torch.Tensor:

@@ -63,9 +63,10 @@ cmvn() {
   compute_cmvn "$data_dir/train.jsonl"
 }
 
-train() {  # with several processes, each loads its share of the audio with one worker
-  if [ "$ngpu" -gt 0 ]; then nproc=$ngpu; fi
-  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$(( nproc > 1 ? 1 : nj ))" "seed=$seed" \
+train() {  # with several processes on a CPU, each loads its own audio (a worker would take a core from the other)
+  local workers=$nj
+  if [ "$ngpu" -gt 0 ]; then nproc=$ngpu; workers=1; elif [ "$nproc" -gt 1 ]; then workers=0; fi
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$workers" "seed=$seed" \
     ${epochs:+"epochs=$epochs"}
 }
 
