@@ -100,8 +100,7 @@ class EncoderStep(nn.Module):
         x = self.encoder.subsample.project(_window(feats, "feats", self.feats_cache, cache, updated))[:, :C]
         # which positions are frames, from B before the first subsampled one (output position offset - sub_delay)
         position = offset[:, None] - self.sub_delay - B + torch.arange(B + C, device=feats.device)[None, :]
-        frames = _frames(position, total)  # [N, B + C]
-        masks = Masks(frames[..., None], torch.where(frames, 0.0, LOW), B, C)
+        masks = Masks(_frames(position, total), B, C)
         x = masks.keep(x, 0)
         back = 0  # the frames' positions run `back` behind the subsampled ones
         for i, (block, layout) in enumerate(zip(self.encoder.blocks, self.layouts)):
@@ -150,12 +149,13 @@ class EncoderStep(nn.Module):
 
 
 class Masks:
-    """One step's frame masks, made once and sliced per layer: `frames` [N, B + C, 1] bool and
-    `bias` [N, B + C] (0, or LOW where not a frame) of the positions from B before the first
-    subsampled frame on."""
+    """One step's frame masks, made once and sliced per layer, from `frames` [N, B + C] bool: which
+    positions are frames, from B (`back`) before the first subsampled frame on."""
 
-    def __init__(self, frames: torch.Tensor, bias: torch.Tensor, back: int, chunk: int):
-        self.frames, self.bias, self.back, self.chunk = frames, bias, back, chunk
+    def __init__(self, frames: torch.Tensor, back: int, chunk: int):
+        self.frames = frames[..., None]  # [N, B + C, 1]
+        self.bias = torch.where(frames, 0.0, LOW)  # [N, B + C]: added to the scores of keys that are not frames
+        self.back, self.chunk = back, chunk
 
     def keep(self, x: torch.Tensor, back: int) -> torch.Tensor:
         """x [N, C, d] of the positions `back` behind the subsampled frames, zero where not a frame."""
