@@ -1,4 +1,5 @@
-"""Speed perturbation (Ko et al., 2015), as Kaldi/ESPnet/WeNet recipes do it with `sox speed`."""
+"""Speed perturbation (Ko et al., 2015), as Kaldi/ESPnet/WeNet recipes do it with `sox speed`, and
+narrowband audio (a recording made at a lower sample rate, such as 8 kHz telephone speech)."""
 
 import numpy as np
 import soxr
@@ -24,3 +25,15 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> to
         return torch.from_numpy(np.ascontiguousarray(out)).to(waveform.dtype)
     source = int(round(sample_rate * factor))
     return torchaudio.functional.resample(waveform, source, int(sample_rate))
+
+
+def narrowband(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Tensor:
+    """`waveform [N]` (CPU) as if recorded at `rate` Hz and then resampled to `sample_rate`: nothing
+    above rate / 2 is left. Same length N. A model trained only on full-band audio fails on such
+    input (an 8 kHz file holds no energy where the upper half of a 16 kHz model's mel bins look)."""
+    if not 0 < rate < sample_rate:
+        raise ValueError(f"narrowband rate must be between 0 and the sample rate {sample_rate} Hz, got {rate}")
+    samples = waveform.detach().numpy()
+    out = soxr.resample(soxr.resample(samples, sample_rate, rate), rate, sample_rate)
+    out = np.pad(out[: samples.shape[-1]], (0, max(0, samples.shape[-1] - out.shape[-1])))
+    return torch.from_numpy(np.ascontiguousarray(out)).to(waveform.dtype)

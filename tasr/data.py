@@ -174,17 +174,20 @@ class SpeechDataset(torch.utils.data.Dataset):
     """Utterances of a manifest as waveforms and token ids; features are computed later, batched.
 
     `speed_factors` (e.g. (0.9, 1.0, 1.1)) perturbs each utterance by a factor drawn from
-    (seed, epoch, index): the same in every worker and after a resume. An unreadable utterance
+    (seed, epoch, index): the same in every worker and after a resume. `narrowband` (prob, rate Hz)
+    makes that share of the utterances, drawn the same way, sound recorded at `rate` (e.g. 8 kHz
+    telephone audio in a 16 kHz model; `audio.narrowband`). An unreadable utterance
     comes back as {"index", "id", "error"} instead of raising, for `collate` to count and skip.
     """
 
     def __init__(self, items, tokenizer, sample_rate: int = 16000, speed_factors=None, seed: int = 0,
-                 frame_shift_s: float = FrameOptions.frame_shift / 1000):
+                 frame_shift_s: float = FrameOptions.frame_shift / 1000, narrowband=None):
         self.items = list(items)
         self.frame_shift_s = frame_shift_s  # the model's front-end's (`SpeechRecognizer.frame_shift_s`)
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
         self.speed_factors = tuple(speed_factors) if speed_factors else None
+        self.narrowband = narrowband if narrowband and narrowband[0] > 0 else None
         self.seed = seed
         self.epoch = 0
         self.tokens = [tokenizer.encode(str(item.get("text", ""))) if tokenizer else [] for item in self.items]
@@ -210,6 +213,10 @@ class SpeechDataset(torch.utils.data.Dataset):
                 factor = float(self.speed_factors[rng.integers(len(self.speed_factors))])
                 if factor != 1.0:
                     waveform = audio.speed_perturb(waveform, self.sample_rate, factor)
+            if self.narrowband:
+                prob, rate = self.narrowband
+                if np.random.default_rng([self.seed, self.epoch, index, 1]).random() < prob:
+                    waveform = audio.narrowband(waveform, self.sample_rate, rate)
         except BadUtterance as error:
             return {"index": index, "id": item["id"], "error": error.reason}
         return {"index": index, "id": item["id"], "waveform": waveform, "tokens": self.tokens[index],

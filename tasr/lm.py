@@ -11,7 +11,7 @@ T(h) the different ones. The unigram level interpolates with the uniform distrib
 the vocabulary (every word seen, </s> and <unk>), so an unseen word keeps a small probability.
 In ARPA terms, the listed log10 p of each seen n-gram is the interpolated value above and the
 back-off weight of a history h is T(h) / (c(h) + T(h)); `tasr decode --lm` (KenLM inside
-flashlight-text) reads the file.
+flashlight-text) reads the file, and `ArpaModel` scores whole sentences with any ARPA file.
 """
 
 import json
@@ -118,3 +118,51 @@ class NGramModel:
             lines.append("")
         lines.append("\\end\\")
         return "\n".join(lines) + "\n"
+
+
+class ArpaModel:
+    """A back-off n-gram model read from an ARPA file: `log10_prob(words)` of a whole sentence."""
+
+    def __init__(self, path):
+        self.grams = {}  # n-gram tuple: (log10 p, log10 back-off weight)
+        n = 0  # the words per line in the current \\n-grams: section (0: not in one)
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if line.startswith("\\"):
+                        n = int(line[1:-len("-grams:")]) if line.endswith("-grams:") else 0
+                        continue
+                    fields = line.split()
+                    if not n or not fields:
+                        continue
+                    if len(fields) not in (n + 1, n + 2):
+                        raise ValueError
+                    weight = float(fields[n + 1]) if len(fields) == n + 2 else 0.0
+                    self.grams[tuple(fields[1 : n + 1])] = (float(fields[0]), weight)
+        except OSError as error:
+            raise TasrError(f"{path}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise TasrError(f"{path}: not a UTF-8 ARPA file (a binary KenLM model?)") from None
+        except ValueError:
+            raise TasrError(f"{path}: not an ARPA file (bad line {line[:60]!r})") from None
+        if not self.grams:
+            raise TasrError(f"{path}: no n-grams in it")
+        self.order = max(map(len, self.grams))
+
+    def word_log10_prob(self, word: str, history=()) -> float:
+        """log10 p(word | history): the longest seen n-gram ending in `word`, plus the back-off
+        weights of the longer histories that were not followed by it; <unk> for an unknown word."""
+        history = tuple(history)[len(history) - self.order + 1 :] if self.order > 1 else ()
+        backoff = 0.0
+        while history + (word,) not in self.grams:
+            if not history:
+                return backoff + self.grams.get((UNK,), (-99.0, 0.0))[0]
+            backoff += self.grams.get(history, (0.0, 0.0))[1]
+            history = history[1:]
+        return backoff + self.grams[history + (word,)][0]
+
+    def log10_prob(self, words) -> float:
+        """log10 p(</s>, words | <s>): a whole sentence."""
+        words = [BOS] + list(words) + [EOS]
+        return sum(self.word_log10_prob(words[i], words[:i]) for i in range(1, len(words)))

@@ -30,10 +30,13 @@ beam_size=10                        # beam width of the beam-search decode (gree
 lm_order=3                          # stage 6 also decodes with a word n-gram LM of the training text (tasr lm; 0: not)
 lm_weight=1.5                       # its weight and the score added per word (chosen on dev)
 lm_word_score=1
+speeds=0.9,1,1.1                    # stage 6 also decodes beam + lexicon (and + LM) hearing each file at these
+                                    # speeds, combined as an ensemble (tasr decode --speeds; empty: not)
 threads=1                           # torch threads per process (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu nproc config exp_dir data_dir download_dir url corpus_dir dev_speakers
-  max_utterances seed epochs cmvn_utterances average_num beam_size lm_order lm_weight lm_word_score threads device"
+  max_utterances seed epochs cmvn_utterances average_num beam_size lm_order lm_weight lm_word_score speeds threads
+  device"
 path_options="config exp_dir data_dir download_dir corpus_dir"
 parse_options "$@"
 
@@ -89,6 +92,16 @@ decode() {
       tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
         --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" --word-score "$lm_word_score" \
         --out "$exp_dir/decode/$subset/beam${beam_size}_lm$lm_order"
+    fi
+    if [ "$beam_size" -gt 0 ] && [ -n "$speeds" ]; then
+      tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
+        --lexicon "$lexicon" --speeds "$speeds" --out "$exp_dir/decode/$subset/beam${beam_size}_lexicon_speeds"
+      if [ "$with_lm" = true ]; then
+        tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" \
+          --device "$device" --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" \
+          --word-score "$lm_word_score" --speeds "$speeds" \
+          --out "$exp_dir/decode/$subset/beam${beam_size}_lm${lm_order}_speeds"
+      fi
     fi
   done
 }

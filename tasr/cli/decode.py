@@ -19,7 +19,7 @@ spelled with the model's tokens) restricts the beam search's output to its words
 without an LM; for an ARPA LM without `--lexicon` the LM's unigrams are the lexicon.
 `--model` given more than once decodes with an ensemble of the models, and `--speeds` lets each
 model also hear the audio played faster or slower (`tasr.ensemble`: the N best texts of every
-model at every speed, rescored by all of them; both need `--beam N`).
+model at every speed, rescored by all of them; both need `--beam N`, and an `--lm` must be ARPA).
 
 An utterance whose audio cannot be read is reported on stderr with its id and the reason, left
 out of the scores and listed under "skipped" in summary.json; every other utterance is still

@@ -40,6 +40,10 @@ DEFAULTS = {
     "max_steps": None,              # stop after this many optimizer steps (whichever of epochs/max_steps first)
     "grad_clip": 5.0,               # max gradient norm (None: no clipping)
     "speed_perturb": None,          # e.g. [0.9, 1.0, 1.1]
+    "narrowband": {                 # training utterances made to sound recorded at a lower sample rate
+        "prob": 0.0,                # share of them (0: none)
+        "rate": 8000,               # that rate, Hz (below the model's)
+    },
     "specaugment": True,            # SpecAugment in training (the model's own settings)
     "inter_ctc": {                  # intermediate CTC: loss (1 - weight) * CTC + weight * mean of the CTC losses
         "layers": [],               # of these blocks' outputs (1 = the first), through the encoder's final norm
@@ -159,6 +163,8 @@ SETTINGS = {  # setting: its kind ("... or null": null too); model.* only when g
     "model.sample_rate": "positive count",
     "model.ctc_dropout": "fraction",
     "inter_ctc.weight": "fraction",
+    "narrowband.prob": "fraction",
+    "narrowband.rate": "positive count",
 }
 
 CHOICES = {
@@ -210,7 +216,7 @@ def check_config(config: dict) -> None:
         if kind in ("integer", "count", "positive count"):
             where[name] = int(value)
 
-    for key in ("optim", "batching", "inter_ctc", "model", "model.fbank", "model.encoder"):
+    for key in ("optim", "batching", "inter_ctc", "narrowband", "model", "model.fbank", "model.encoder"):
         section(key)
     for key, kind in SETTINGS.items():
         check(key, kind)

@@ -151,7 +151,12 @@ class Trainer:
         self._set_specaugment(config["specaugment"])
 
         subsampling = self.model.encoder.subsampling
-        self.train_set = self._dataset(train_items, config["speed_perturb"], subsampling, "train")
+        narrowband = config["narrowband"]
+        if narrowband["prob"] and not narrowband["rate"] < self.sample_rate:
+            raise TasrError(f"config: narrowband.rate must be below the model's sample rate {self.sample_rate} Hz, "
+                            f"got {narrowband['rate']}")
+        self.train_set = self._dataset(train_items, config["speed_perturb"], subsampling, "train",
+                                       (narrowband["prob"], narrowband["rate"]))
         self.valid_set = self._dataset(valid_items, None, subsampling, "valid")
         batching = config["batching"]
         self.batches = data.DynamicBatches([self.train_set.frames(i) for i in range(len(self.train_set))],
@@ -244,9 +249,10 @@ class Trainer:
             self._bad(utt_id, reason, "missing audio file", split, announce=self.procs.main)
         return [item for item in items if item["id"] not in missing]
 
-    def _dataset(self, items, speed, subsampling, split):
+    def _dataset(self, items, speed, subsampling, split, narrowband=None):
         shift = self.model.frame_shift_s
-        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, speed, self.config["seed"], shift)
+        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, speed, self.config["seed"], shift,
+                                     narrowband)
         keep = []
         for i, item in enumerate(dataset.items):
             if not dataset.tokens[i]:

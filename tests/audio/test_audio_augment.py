@@ -1,4 +1,4 @@
-"""GlobalCMVN, SpecAugment and speed perturbation."""
+"""GlobalCMVN, SpecAugment, speed perturbation and narrowband audio."""
 
 import json
 import os
@@ -127,3 +127,17 @@ def test_speed_perturb_changes_length_and_pitch():
     # tensors that need gradients (or live on a GPU) go through torchaudio's resampler instead of soxr
     resampled = audio.speed_perturb(wave.clone().requires_grad_(), rate, 1.1)
     assert resampled.requires_grad and abs(resampled.numel() - round(rate / 1.1)) <= 2
+
+
+def test_narrowband_removes_what_a_lower_rate_cannot_hold():
+    rate = 16000
+    t = torch.arange(rate) / rate
+    wave = torch.sin(2 * torch.pi * 500 * t) + torch.sin(2 * torch.pi * 6000 * t)
+    out = audio.narrowband(wave, rate, 8000)
+    assert out.shape == wave.shape and out.dtype == wave.dtype
+    spectrum = torch.fft.rfft(out).abs()  # 1 Hz bins
+    assert spectrum[500] > 0.9 * torch.fft.rfft(wave).abs()[500]  # below 4 kHz: kept
+    assert spectrum[6000] < 1e-3 * spectrum[500]  # above: gone
+    for bad in (0, 16000, 22050):
+        with pytest.raises(ValueError, match="narrowband rate"):
+            audio.narrowband(wave, rate, bad)

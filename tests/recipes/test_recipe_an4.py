@@ -85,7 +85,8 @@ def test_every_stage_runs_from_a_served_sphere_archive(file_server, tmp_path, ti
         assert (exp / ".done" / name).exists(), name
     assert "2 process(es) on cpu" in (exp / "log" / "stage4.train.log").read_text()  # --nproc 2: torchrun, gloo
     results = (exp / "RESULTS.md").read_text()
-    for search in ["greedy", "beam 2", "beam 2 + lexicon", "beam 2 + LM + lexicon"]:
+    for search in ["greedy", "beam 2", "beam 2 + lexicon", "beam 2 + LM + lexicon",
+                   "beam 2 + lexicon + speeds 0.9,1,1.1", "beam 2 + LM + lexicon + speeds 0.9,1,1.1"]:
         assert f"| test | {search} | 3 |" in results, results
     again = run_recipe(tmp_path, *args)
     assert again.returncode == 0 and again.stdout.count("done already") == 8

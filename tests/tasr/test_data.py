@@ -162,6 +162,23 @@ def test_speed_perturbation_is_reproducible_per_epoch(tmp_path):
     assert dataset.frames(0) == 112  # the slowest factor bounds the batch size
 
 
+def test_narrowband_share_is_drawn_per_epoch_and_leaves_speeds_alone(tmp_path):
+    tone(tmp_path / "a.wav", 1.0)
+    items = [{"id": f"u{i}", "audio": str(tmp_path / "a.wav"), "duration": 1.0, "text": "a"} for i in range(40)]
+    speeds = (0.9, 1.0, 1.1)
+    plain = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, speeds, seed=3)
+    narrow = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, speeds, seed=3, narrowband=(0.5, 8000))
+    changed = lambda: [not torch.equal(plain[i]["waveform"], narrow[i]["waveform"])  # noqa: E731
+                       for i in range(len(items))]
+    first = changed()
+    assert 10 <= sum(first) <= 30  # about half of them
+    assert [plain[i]["waveform"].numel() for i in range(40)] == [narrow[i]["waveform"].numel() for i in range(40)]
+    assert changed() == first
+    plain.set_epoch(1), narrow.set_epoch(1)
+    assert changed() != first
+    assert data.SpeechDataset(items, None, 16000, narrowband=(0.0, 8000)).narrowband is None
+
+
 # ---------------------------------------------------------------- batching
 
 def test_dynamic_batches_bound_padded_frames_and_cover_everything():

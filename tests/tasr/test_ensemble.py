@@ -7,11 +7,16 @@ import torch
 from torch import nn
 
 from tasr.cli import main
+from tasr.decoding import KENLM_MAGIC, DecodingOptions
 from tasr.ensemble import EnsembleSearch
 from tasr.errors import TasrError
+from tasr.lm import NGramModel
 from tasr.model import SpeechRecognizer
 from tasr.text import train_tokenizer
 from test_decode import CONFIG, NAMES, WORDS, needs_fsdd, write_manifest
+
+
+BEAM = DecodingOptions(beam=4)
 
 
 class FixedOutput(nn.Module):
@@ -37,20 +42,38 @@ class FixedOutput(nn.Module):
         return self.log_probs.expand(len(waveforms), -1, -1), torch.full((len(waveforms),), 6)
 
 
-def test_the_text_all_models_find_likely_wins():
+def test_the_text_all_models_find_likely_wins(tmp_path):
     char = train_tokenizer(["ONE ONA"], "char")
     other = train_tokenizer(["ONE ONA BCD"], "char")  # E, N and O get other ids
     unsure = FixedOutput(char, {"E": 0.0, "A": -1.0})  # "ONE", by a log-probability of 1.0
     sure = FixedOutput(other, {"E": -1.5, "A": 0.0})  # "ONA", by 1.5: it outweighs one such model, not two
     waveforms, lengths = torch.zeros(2, 100), torch.tensor([100, 100])
-    assert EnsembleSearch([unsure], beam_size=4)(waveforms, lengths) == ["ONE", "ONE"]
-    assert EnsembleSearch([unsure, sure], beam_size=4)(waveforms, lengths) == ["ONA", "ONA"]
-    assert EnsembleSearch([unsure, unsure, sure], beam_size=4)(waveforms, lengths) == ["ONE", "ONE"]
+    assert EnsembleSearch([unsure], options=BEAM)(waveforms, lengths) == ["ONE", "ONE"]
+    assert EnsembleSearch([unsure, sure], options=BEAM)(waveforms, lengths) == ["ONA", "ONA"]
+    assert EnsembleSearch([unsure, unsure, sure], options=BEAM)(waveforms, lengths) == ["ONE", "ONE"]
     # at other speeds, the audio is resampled: 10 % slower is 10/9 as long
-    EnsembleSearch([sure], beam_size=4, speeds=[0.9, 1.0, 1.25])(waveforms[:1, :90], torch.tensor([90]))
+    EnsembleSearch([sure], options=BEAM, speeds=[0.9, 1.0, 1.25])(waveforms[:1, :90], torch.tensor([90]))
     assert sure.heard[-3:] == [(100, [100]), (90, [90]), (72, [72])]
+    # with a lexicon, every member keeps to its words: "ONA" is not one of them
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("ONE\n")
+    with_lexicon = DecodingOptions(beam=4, lexicon=str(lexicon))
+    assert EnsembleSearch([unsure, sure], options=with_lexicon)(waveforms, lengths) == ["ONE", "ONE"]
+    # an LM that has heard "ONE" far more often outweighs the acoustic preference for "ONA"
+    lm = tmp_path / "lm.arpa"
+    lm.write_text(NGramModel([["ONE"]] * 20 + [["ONA"]], order=2).arpa())
+    assert EnsembleSearch([unsure, sure], options=DecodingOptions(beam=4, lm=str(lm), lm_weight=0.1))(
+        waveforms, lengths) == ["ONA", "ONA"]
+    assert EnsembleSearch([unsure, sure], options=DecodingOptions(beam=4, lm=str(lm), lm_weight=2.0))(
+        waveforms, lengths) == ["ONE", "ONE"]
+    with pytest.raises(TasrError, match="needs --beam N"):
+        EnsembleSearch([unsure, sure], options=DecodingOptions())
+    binary = tmp_path / "lm.bin"
+    binary.write_bytes(KENLM_MAGIC + b"\0" * 16)
+    with pytest.raises(TasrError, match="an ensemble needs the LM as an ARPA file"):
+        EnsembleSearch([unsure, sure], options=DecodingOptions(beam=4, lm=str(binary), lexicon=str(lexicon)))
     with pytest.raises(TasrError, match="same sample rate"):
-        EnsembleSearch([unsure, FixedOutput(char, {"E": 0.0}, sample_rate=8000)], beam_size=4)
+        EnsembleSearch([unsure, FixedOutput(char, {"E": 0.0}, sample_rate=8000)], options=BEAM)
 
 
 @needs_fsdd

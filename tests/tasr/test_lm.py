@@ -1,4 +1,4 @@
-"""tasr lm: Witten-Bell n-gram probabilities against values worked out by hand, and the ARPA file."""
+"""tasr lm: Witten-Bell n-gram probabilities against values worked out by hand, the ARPA file and its scores."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tasr.errors import TasrError
-from tasr.lm import NGramModel, read_sentences
+from tasr.lm import ArpaModel, NGramModel, read_sentences
 
 # Toy corpus: "A B", "A C", "B". Words predicted (unigram level): A 2, B 2, C 1, </s> 3 (8 in all,
 # 4 types); the vocabulary for the uniform floor: A, B, C, </s>, <unk> (5).
@@ -102,3 +102,25 @@ def test_bad_input_is_named(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tasr", "lm", str(tmp_path / "missing.txt"), "-o",
                              str(tmp_path / "lm.arpa")], capture_output=True, text=True)
     assert result.returncode == 2 and "missing.txt: No such file" in result.stderr
+
+
+def test_arpa_model_scores_sentences_with_back_off(tmp_path):
+    path = tmp_path / "lm.arpa"
+    path.write_text(NGramModel(SENTENCES, order=2).arpa())
+    lm = ArpaModel(path)
+    assert lm.order == 2
+    # "C" after <s> was never seen: the back-off weight of <s> (2/5) times p(C)
+    by_hand = math.log10(BY_HAND[("C", ("<s>",))]) + math.log10(BY_HAND[("</s>", ("C",))])
+    assert lm.log10_prob(["C"]) == pytest.approx(by_hand, abs=1e-5)
+    model = NGramModel(SENTENCES, order=2)
+    for sentence in [["A", "B"], ["B", "A", "C"], ["D"]]:  # D: unknown, scored as <unk>
+        words = ["<s>"] + sentence + ["</s>"]
+        expected = sum(math.log10(model.prob(w if w in model.vocabulary else "<unk>", words[:i]))
+                       for i, w in enumerate(words) if i)
+        assert lm.log10_prob(sentence) == pytest.approx(expected, abs=1e-5)
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-0.5\tA\tB\tC\n\\end\\\n")
+    with pytest.raises(TasrError, match="bad.arpa: not an ARPA file"):
+        ArpaModel(bad)
+    with pytest.raises(TasrError, match="no such file|No such file"):
+        ArpaModel(tmp_path / "missing.arpa")

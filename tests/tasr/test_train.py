@@ -177,6 +177,8 @@ def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
     ("inter_ctc.layers=3", "inter_ctc.layers must be a list of block numbers (1 = the first block), e.g. [3], got 3"),
     ("inter_ctc.layers=[0]", "inter_ctc.layers must be a list of block numbers"),
     ("inter_ctc.weight=1", "inter_ctc.weight must be a number from 0 to below 1, got 1"),
+    ("narrowband.prob=1.5", "narrowband.prob must be a number from 0 to below 1, got 1.5"),
+    ("narrowband.rate=0", "narrowband.rate must be a whole number >= 1, got 0"),
 ])
 def test_config_values_of_the_wrong_type_are_named(override, message):
     with pytest.raises(TasrError) as error:
@@ -230,6 +232,18 @@ def test_intermediate_ctc_mixes_the_losses_and_needs_blocks_that_exist(tmp_path,
     assert main(["train", "--config", str(config), "--train", str(manifest), "--valid", str(manifest),
                  "--exp-dir", str(tmp_path / "exp2"), "inter_ctc.layers=[3]"]) == 2
     assert "config: inter_ctc.layers must be block numbers from 1 to 2 (the model has 3 blocks), got [3]" in \
+        capsys.readouterr().err
+
+
+def test_narrowband_training_needs_a_rate_below_the_models(tmp_path, capsys):
+    manifest = fsdd_manifest(tmp_path / "train.jsonl", digits=range(2))
+    config = write_config(tmp_path / "c.yaml", TINY, epochs=1, narrowband={"prob": 0.5, "rate": 4000})
+    run_train("--config", config, "--train", manifest, "--valid", manifest, "--exp-dir", tmp_path / "exp")
+    assert (tmp_path / "exp" / "model.pt").exists()
+    rate = SpeechRecognizer.load(tmp_path / "exp" / "model.pt").sample_rate
+    assert main(["train", "--config", str(config), "--train", str(manifest), "--valid", str(manifest),
+                 "--exp-dir", str(tmp_path / "exp2"), f"narrowband.rate={rate}"]) == 2
+    assert f"config: narrowband.rate must be below the model's sample rate {rate} Hz, got {rate}" in \
         capsys.readouterr().err
 
 

@@ -186,7 +186,7 @@ def test_bench_transcribe_reports_and_can_fail(model_file, capsys):
     code = main(["bench", "transcribe", model_file, "--durations", "2", "--threads", "1", "--full-max-s", "2",
                  "--max-rtf", "1e-9", "--no-cuda"])
     out = capsys.readouterr().out
-    assert code == 1 and "FAIL: real-time factor above 1e-09" in out
+    assert code == 1 and "FAIL: offline real-time factor above 1e-09" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("cpu ")]
     assert [(r[1], r[2], r[3]) for r in rows] == [("1", "2", "truncated"), ("1", "2", "full")]
     assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # RTF and peak RSS measured

@@ -118,8 +118,8 @@ def test_bench_transcribe_streaming_table(tmp_path, capsys):
     assert f"latency = chunk + look-ahead {model.encoder.lookahead_ms:g} ms = {latency:g} ms" in out
     header = next(i for i, line in enumerate(out.splitlines()) if line.split()[:2] == ["input", "s"])
     row = out.splitlines()[header + 1].split()
-    offline, streamed, ratio = float(row[1]), float(row[2]), float(row[3])
-    assert row[0] == "2" and offline > 0 and streamed > 0 and float(row[4]) == latency
+    offline, streamed, ratio, floor = float(row[1]), float(row[2]), float(row[3]), float(row[4])
+    assert row[0] == "2" and offline > 0 and streamed > 0 and floor > 0 and float(row[5]) == latency
     assert ratio == pytest.approx(streamed / offline, rel=0.05)  # the figures as printed, rounded
 
 
