@@ -28,7 +28,7 @@ cmvn_utterances=0                   # utterances (random) for the CMVN statistic
 average_num=5                       # model.pt = average of the N best checkpoints (validation loss); 0: keep train's
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
 lm_order=3                          # stage 6 also decodes with a word n-gram LM of the training text (tasr lm; 0: not)
-lm_weight=1.5                       # its weight and the score added per word (chosen on dev)
+lm_weight=1.0                       # its weight and the score added per word (chosen on dev)
 lm_word_score=1
 speeds=0.9,1,1.1                    # stage 6 also decodes beam + lexicon (and + LM) hearing each file at these
                                     # speeds, combined as an ensemble (tasr decode --speeds; empty: not)
