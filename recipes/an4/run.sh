@@ -78,6 +78,13 @@ train() {  # with several processes on a CPU, each loads its own audio (a worker
     ${epochs:+"epochs=$epochs"}
 }
 
+beam_decode() {  # SUBSET NAME [tasr decode OPTIONS...]: a beam search into $exp_dir/decode/SUBSET/beam${beam_size}_NAME
+  local subset=$1 name=$2
+  shift 2
+  tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
+    --out "$exp_dir/decode/$subset/beam${beam_size}_$name" "$@"
+}
+
 decode() {
   lexicon=$exp_dir/words.txt  # the beam search restricted to the training words is decode_set's third decode
   training_words "$data_dir/train.jsonl" "$lexicon"
@@ -86,22 +93,13 @@ decode() {
     with_lm=true
     tasr lm "$data_dir/train.jsonl" -o "$exp_dir/lm.arpa" --order "$lm_order"
   fi
+  local lm=(--lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" --word-score "$lm_word_score")
   for subset in dev test; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
-    if [ "$with_lm" = true ]; then
-      tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
-        --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" --word-score "$lm_word_score" \
-        --out "$exp_dir/decode/$subset/beam${beam_size}_lm$lm_order"
-    fi
+    if [ "$with_lm" = true ]; then beam_decode "$subset" "lm$lm_order" "${lm[@]}"; fi
     if [ "$beam_size" -gt 0 ] && [ -n "$speeds" ]; then
-      tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" --device "$device" \
-        --lexicon "$lexicon" --speeds "$speeds" --out "$exp_dir/decode/$subset/beam${beam_size}_lexicon_speeds"
-      if [ "$with_lm" = true ]; then
-        tasr decode --model "$exp_dir/model.pt" --manifest "$data_dir/$subset.jsonl" --beam "$beam_size" \
-          --device "$device" --lm "$exp_dir/lm.arpa" --lexicon "$lexicon" --lm-weight "$lm_weight" \
-          --word-score "$lm_word_score" --speeds "$speeds" \
-          --out "$exp_dir/decode/$subset/beam${beam_size}_lm${lm_order}_speeds"
-      fi
+      beam_decode "$subset" lexicon_speeds --lexicon "$lexicon" --speeds "$speeds"
+      if [ "$with_lm" = true ]; then beam_decode "$subset" "lm${lm_order}_speeds" "${lm[@]}" --speeds "$speeds"; fi
     fi
   done
 }
