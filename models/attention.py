@@ -32,7 +32,7 @@ from torch import nn
 
 from tasr.models.attention_flex import flex_available, flex_truncated_attention
 from tasr.models.rotary import RotaryEmbedding
-from tasr.models.streaming import derived, linear, stream_linear
+from tasr.models.streaming import linear, stream_linear
 
 BACKENDS = ("auto", "dense", "chunked", "flex")
 SCORES = ("dot", "additive")
@@ -518,9 +518,9 @@ class TruncatedAttentionStream:
     whatever the length of the stream (unbounded if left is None).
 
     A chunk costs a few large operations, whatever its number of frames or heads: one
-    projection gives q, k, v and the rotated-half partners of q and k (`x.roll(D / 2)`, from
-    rolled rows of the weight), one multiply-add rotates them with angle tables computed
-    `ROTARY_TABLE_FRAMES` positions at a time and writes them into the cache, one
+    projection gives q, k, v, one roll their rotated-half partners (`x.roll(D / 2)`), one
+    multiply-add rotates q and k with angle tables computed `ROTARY_TABLE_FRAMES` positions at a
+    time (v's sine is zero) and writes them into the cache, one
     `scaled_dot_product_attention` over the pending queries and cached keys with the band as an
     additive mask, one output projection. The cache is a buffer `[B, rows, 3, H, D]` (rotated q,
     k, v per frame) written in place, with `STREAM_SPARE_FRAMES` spare rows: the live rows move
@@ -536,19 +536,8 @@ class TruncatedAttentionStream:
         self.start = 0
         self.band = (None, None, None)  # (geometry, bool mask, additive mask) of the last call
         self.table = (0, None, None)  # (first position, cos, sin [frames, 3 * d_model]) of the rotation
-        self.projection = derived(module, "stream_projection", self._projection, module.in_proj.weight,
-                                  module.in_proj.bias)
+        self.projection = stream_linear(module.in_proj)
         self.out = stream_linear(module.out_proj)
-
-    def _projection(self, weight: torch.Tensor, bias: torch.Tensor):
-        """(weight [d, 3d or 6d] contiguous, bias) of the projection to q, k, v and, with rotary
-        positions, the partners of q and k (their halves swapped, the rotation's `x.roll(D / 2)`) and zeros."""
-        d, H, D = self.module.d_model, self.module.n_heads, self.module.head_dim
-        if self.module.rotary is not None:
-            weight = torch.cat((weight, weight[:2 * d].view(2, H, D, d).roll(D // 2, dims=2).reshape(2 * d, d),
-                                weight.new_zeros(d, d)))
-            bias = torch.cat((bias, bias[:2 * d].view(2, H, D).roll(D // 2, dims=2).reshape(2 * d), bias.new_zeros(d)))
-        return weight.t().contiguous(), bias
 
     @property
     def k(self) -> torch.Tensor:
@@ -571,7 +560,8 @@ class TruncatedAttentionStream:
                 rows.copy_(projected)
             else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
                 cos, sin = self._rotation(n, x)
-                torch.addcmul(projected[..., :3 * m.d_model] * cos, projected[..., 3 * m.d_model:], sin, out=rows)
+                partners = projected.view(B, n, 3, m.n_heads, m.head_dim).roll(m.head_dim // 2, dims=-1)
+                torch.addcmul(projected * cos, partners.view(B, n, 3 * m.d_model), sin, out=rows)
             self.received += n
         ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
         return self._emit(ready, B, x)
