@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasr.models.attention_flex import flex_available, flex_truncated_attention
-from tasr.models.rotary import RotaryEmbedding, rotate
+from tasr.models.rotary import RotaryEmbedding
 from tasr.models.streaming import linear, stream_linear
 
 BACKENDS = ("auto", "dense", "chunked", "flex")
@@ -518,8 +518,9 @@ class TruncatedAttentionStream:
     whatever the length of the stream (unbounded if left is None).
 
     A chunk costs a few large operations, whatever its number of frames or heads: one
-    projection gives q, k, v, one `rotate` turns q and k with angle tables computed
-    `ROTARY_TABLE_FRAMES` positions at a time (v's sine is zero) and writes them into the cache, one
+    projection gives q, k, v, one roll their rotated-half partners (`x.roll(D / 2)`), one
+    multiply-add rotates q and k with angle tables computed `ROTARY_TABLE_FRAMES` positions at a
+    time (v's sine is zero) and writes them into the cache, one
     `scaled_dot_product_attention` over the pending queries and cached keys with the band as an
     additive mask, one output projection. The cache is a buffer `[B, rows, 3, H, D]` (rotated q,
     k, v per frame) written in place, with `STREAM_SPARE_FRAMES` spare rows: the live rows move
@@ -534,7 +535,7 @@ class TruncatedAttentionStream:
         self.buffer = None  # [B, rows, 3, H, D]: frames cache_start ... received - 1 at rows start ...
         self.start = 0
         self.band = (None, None, None)  # (geometry, bool mask, additive mask) of the last call
-        self.table = (0, None, None)  # (first position, cos, sin [frames, 3, 1, D]) of the rotation
+        self.table = (0, None, None)  # (first position, cos, sin [frames, 3 * d_model]) of the rotation
         self.projection = stream_linear(module.in_proj)
         self.out = stream_linear(module.out_proj)
 
@@ -554,11 +555,13 @@ class TruncatedAttentionStream:
         B, n, _ = x.shape
         if n:
             rows = self._reserve(B, n, x)
-            projected = linear(x, *self.projection).view(rows.shape)
+            projected, rows = linear(x, *self.projection), rows.view(B, n, 3 * m.d_model)
             if m.rotary is None:
                 rows.copy_(projected)
-            else:  # q and k rotated, v as it is (cos 1, sin 0)
-                rotate(projected, *self._rotation(n, x), out=rows)
+            else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
+                cos, sin = self._rotation(n, x)
+                partners = projected.view(B, n, 3, m.n_heads, m.head_dim).roll(m.head_dim // 2, dims=-1)
+                torch.addcmul(projected * cos, partners.view(B, n, 3 * m.d_model), sin, out=rows)
             self.received += n
         ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
         return self._emit(ready, B, x)
@@ -587,13 +590,14 @@ class TruncatedAttentionStream:
         return self.buffer[:, end:end + n]
 
     def _rotation(self, n: int, like: torch.Tensor):
-        """(cos, sin) `[n, 3, 1, D]` of positions received ... received + n - 1, for (q, k, v) of every head."""
+        """(cos, sin) `[n, 3 * d_model]` of positions received ... received + n - 1, for (q, k, v) of every head."""
         first, cos, sin = self.table
         position = self.received
         if cos is None or position + n > first + cos.shape[0]:
-            c, s = self.module.rotary.tables(position, max(n, ROTARY_TABLE_FRAMES), like.dtype, like.device)  # [frames, D]
-            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None]
-            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None]
+            frames, H = max(n, ROTARY_TABLE_FRAMES), self.module.n_heads
+            c, s = self.module.rotary.tables(position, frames, like.dtype, like.device)  # [frames, D]
+            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
+            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
             first, self.table = position, (position, cos, sin)
         return cos[position - first:position - first + n], sin[position - first:position - first + n]
 

@@ -53,7 +53,6 @@ class RotaryEmbedding(nn.Module):
         return f"head_dim={self.head_dim}, base={self.base}"
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """`x [..., T, D]` rotated with the tables [T, D] of `RotaryEmbedding.tables` (or tables that
-    broadcast to x), written into `out` when given."""
-    return torch.add(x * cos, x.roll(x.shape[-1] // 2, dims=-1) * sin, out=out)  # (x1 cos - x2 sin, x2 cos + x1 sin)
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """`x [..., T, D]` rotated with the tables [T, D] of `RotaryEmbedding.tables`."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin  # (x1 cos - x2 sin, x2 cos + x1 sin)
