@@ -497,9 +497,10 @@ class TruncatedMultiHeadAttention(nn.Module):
             out = out.masked_fill(~_valid_frames(lengths, x.shape[0], x.shape[1], x.device)[:, :, None], 0.0)
         return out
 
-    def stream(self) -> "TruncatedAttentionStream":
-        """A fresh incremental state for one batch of streams (see `TruncatedAttentionStream`)."""
-        return TruncatedAttentionStream(self)
+    def stream(self, batched: bool = True) -> "TruncatedAttentionStream":
+        """A fresh incremental state for a batch of streams, frames [B, n, d_model], or for one
+        stream of frames [n, d_model] if not `batched` (see `TruncatedAttentionStream`)."""
+        return TruncatedAttentionStream(self, batched)
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, n_heads={self.n_heads}, left={self.left}, right={self.right}, "
@@ -509,8 +510,9 @@ class TruncatedMultiHeadAttention(nn.Module):
 class TruncatedAttentionStream:
     """Incremental form of `TruncatedMultiHeadAttention` for streaming recognition.
 
-    Feed frames as they arrive with `feed(x [B, n, d_model])`; it returns the outputs of every
-    frame whose `right` future frames have now been seen (`[B, m, d_model]`, m may be 0).
+    Feed frames as they arrive with `feed(x [B, n, d_model])` (`[n, d_model]` if not `batched`);
+    it returns the outputs of every frame whose `right` future frames have now been seen
+    (`[B, m, d_model]` or `[m, d_model]`; m may be 0).
     `flush()` returns the outputs of the remaining frames at the end of the stream. Together
     they equal the offline module on the concatenated input. Queries and keys are rotated at
     their absolute positions. The cache keeps keys and values of the last `left` frames before
@@ -527,8 +529,8 @@ class TruncatedAttentionStream:
     to a fresh buffer when it is full.
     """
 
-    def __init__(self, module: TruncatedMultiHeadAttention):
-        self.module = module
+    def __init__(self, module: TruncatedMultiHeadAttention, batched: bool = True):
+        self.module, self.batched = module, batched
         self.received = 0  # frames fed so far
         self.emitted = 0  # frames whose output was returned
         self.cache_start = 0  # position of the first cached frame
@@ -552,16 +554,19 @@ class TruncatedAttentionStream:
     @torch.no_grad()
     def feed(self, x: torch.Tensor) -> torch.Tensor:
         m = self.module
-        B, n, _ = x.shape
+        if x.dim() != (3 if self.batched else 2):
+            raise ValueError(f"a {'batched' if self.batched else 'single'} stream takes frames "
+                             f"{'[B, n, d_model]' if self.batched else '[n, d_model]'}, got {list(x.shape)}")
+        B, n = x.shape[:2] if self.batched else (1, x.shape[0])
         if n:
-            rows = self._reserve(B, n, x)
-            projected, rows = linear(x, *self.projection), rows.view(B, n, 3 * m.d_model)
+            projected = linear(x, *self.projection)  # [B, n, 3 * d_model] or [n, 3 * d_model]
+            rows = self._reserve(B, n, x).view(projected.shape)
             if m.rotary is None:
                 rows.copy_(projected)
             else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
                 cos, sin = self._rotation(n, x)
-                partners = projected.view(B, n, 3, m.n_heads, m.head_dim).roll(m.head_dim // 2, dims=-1)
-                torch.addcmul(projected * cos, partners.view(B, n, 3 * m.d_model), sin, out=rows)
+                partners = projected.unflatten(-1, (3, m.n_heads, m.head_dim)).roll(m.head_dim // 2, dims=-1)
+                torch.addcmul(projected * cos, partners.flatten(-3), sin, out=rows)
             self.received += n
         ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
         return self._emit(ready, B, x)
@@ -621,7 +626,7 @@ class TruncatedAttentionStream:
         m = self.module
         n = ready - self.emitted
         if n <= 0 or self.buffer is None:
-            return like.new_zeros(B, 0, m.d_model)
+            return like.new_zeros((B, 0, m.d_model) if self.batched else (0, m.d_model))
         frames = self._frames()
         first = self.emitted - self.cache_start
         q, k, v = frames.unbind(2)
@@ -636,4 +641,5 @@ class TruncatedAttentionStream:
             drop = self.emitted - m.left - self.cache_start
             self.start += drop
             self.cache_start += drop
-        return linear(heads.transpose(1, 2).reshape(B, n, m.d_model), *self.out)
+        out = linear(heads.transpose(1, 2).reshape(B * n, m.d_model), *self.out)
+        return out.view(B, n, m.d_model) if self.batched else out

@@ -14,7 +14,7 @@ sequence gives the same outputs alone and inside a padded batch. The convolution
 with LayerNorm (not BatchNorm, whose training statistics would depend on padding and batch
 composition).
 
-Streaming (`block.stream()`, eval mode): frames [1, n, d] go in as they arrive and each call
+Streaming (`block.stream()`, eval mode): frames [n, d] of one stream go in as they arrive and each call
 returns the block's outputs for the frames whose look-ahead has arrived; `flush()` at the end
 of the input returns the rest. A Transformer block waits `right` frames (its attention); a
 Conformer block `right` for its attention, then the convolution's look-ahead on top. Each
@@ -80,7 +80,7 @@ CONV1D_MIN_FRAMES = 64  # a stream's depthwise convolution of this many frames o
 
 
 class ConvModuleStream:
-    """Incremental `ConvModule` (eval mode): frames [B, n, d] in, outputs [B, k, d] of the frames
+    """Incremental `ConvModule` (eval mode): frames [n, d] in, outputs [k, d] of the frames
     whose look-ahead has arrived out; `flush()` gives the rest (the look-ahead beyond the end is
     zero, as offline). Keeps the gated inputs of the `kernel - 1 - lookahead` frames before the
     first waiting one (zeros before the start) and of the waiting frames (at most `lookahead` + chunk).
@@ -99,31 +99,31 @@ class ConvModuleStream:
         self.depthwise_bias = module.depthwise.bias.detach()
         self.norm = _layer_norm(module.norm)
         self.out = stream_linear(module.pointwise_out)
-        self.frames = None  # [B, behind + waiting, d], zeros before the start
+        self.frames = None  # [behind + waiting, d], zeros before the start
 
     def feed(self, x: torch.Tensor) -> torch.Tensor:
         if self.frames is None:
-            self.frames = x.new_zeros(x.shape[0], self.module.padding[0], x.shape[2])
-        if x.shape[1]:
+            self.frames = x.new_zeros(self.module.padding[0], x.shape[1])
+        if x.shape[0]:
             gated = F.glu(linear(x, *self.gate), dim=-1)
-            self.frames = torch.cat((self.frames, gated), dim=1)
+            self.frames = torch.cat((self.frames, gated))
         return self._emit(self.frames)
 
     def flush(self) -> torch.Tensor:
         if self.frames is None:
-            return self.depthwise_bias.new_zeros(1, 0, self.depthwise_bias.shape[0])
+            return self.depthwise_bias.new_zeros(0, self.depthwise_bias.shape[0])
         return self._emit(F.pad(self.frames, (0, 0, 0, self.module.padding[1])))
 
     def _emit(self, frames: torch.Tensor) -> torch.Tensor:
-        ready = frames.shape[1] - self.kernel + 1
+        ready = frames.shape[0] - self.kernel + 1
         if ready <= 0:
-            return frames[:, :0]
+            return frames[:0]
         if ready < CONV1D_MIN_FRAMES:
-            out = torch.linalg.vecdot(frames.unfold(1, self.kernel, 1), self.depthwise_weight) + self.depthwise_bias
+            out = torch.linalg.vecdot(frames.unfold(0, self.kernel, 1), self.depthwise_weight) + self.depthwise_bias
         else:
-            out = F.conv1d(frames.transpose(1, 2), self.depthwise_weight[:, None], self.depthwise_bias,
-                           groups=self.depthwise_weight.shape[0]).transpose(1, 2)
-        self.frames = self.frames[:, ready:]
+            out = F.conv1d(frames.t(), self.depthwise_weight[:, None], self.depthwise_bias,
+                           groups=self.depthwise_weight.shape[0]).t()
+        self.frames = self.frames[ready:]
         out = F.silu(F.layer_norm(out, *self.norm), inplace=True)
         return linear(out, *self.out)
 
@@ -148,19 +148,19 @@ class _FeedForwardResidual:
 
 
 class Pending:
-    """Frames [B, n, d] (a block's residual inputs) waiting for a later stage's output, in order."""
+    """Frames [n, d] (a block's residual inputs) waiting for a later stage's output, in order."""
 
     def __init__(self):
         self.frames = None
 
     def push(self, x: torch.Tensor) -> None:
-        if self.frames is None or self.frames.shape[1] == 0:
+        if self.frames is None or self.frames.shape[0] == 0:
             self.frames = x
-        elif x.shape[1]:
-            self.frames = torch.cat((self.frames, x), dim=1)
+        elif x.shape[0]:
+            self.frames = torch.cat((self.frames, x))
 
     def pop(self, n: int) -> torch.Tensor:
-        out, self.frames = self.frames[:, :n], self.frames[:, n:]
+        out, self.frames = self.frames.split((n, self.frames.shape[0] - n))
         return out
 
 
@@ -192,11 +192,11 @@ class TransformerBlock(nn.Module):
 
 
 class TransformerBlockStream:
-    """Incremental `TransformerBlock` (eval mode): `feed(x [B, n, d]) -> [B, k, d]`, `flush() -> [B, k, d]`."""
+    """Incremental `TransformerBlock` (eval mode): `feed(x [n, d]) -> [k, d]`, `flush() -> [k, d]`."""
 
     def __init__(self, block: TransformerBlock):
         self.block = block
-        self.attention = block.attention.stream()
+        self.attention = block.attention.stream(batched=False)
         self.attention_norm = _layer_norm(block.attention_norm)
         self.ff = _FeedForwardResidual(block.ff_norm, block.ff, 1.0)
         self.waiting = Pending()  # inputs of the frames waiting for their attention output
@@ -209,9 +209,9 @@ class TransformerBlockStream:
         return self._finish(self.attention.flush())
 
     def _finish(self, attended: torch.Tensor) -> torch.Tensor:
-        if attended.shape[1] == 0:
+        if attended.shape[0] == 0:
             return attended
-        return self.ff(self.waiting.pop(attended.shape[1]) + attended)
+        return self.ff(self.waiting.pop(attended.shape[0]) + attended)
 
 
 class ConformerBlock(nn.Module):
@@ -255,7 +255,7 @@ class ConformerBlock(nn.Module):
 
 
 class ConformerBlockStream:
-    """Incremental `ConformerBlock` (eval mode): `feed(x [B, n, d]) -> [B, k, d]`, `flush() -> [B, k, d]`.
+    """Incremental `ConformerBlock` (eval mode): `feed(x [n, d]) -> [k, d]`, `flush() -> [k, d]`.
 
     Two stages wait for look-ahead: the attention (`right` frames), then the convolution."""
 
@@ -263,7 +263,7 @@ class ConformerBlockStream:
         self.block = block
         self.ff1 = _FeedForwardResidual(block.ff1_norm, block.ff1, 0.5)
         self.attention_norm = _layer_norm(block.attention_norm)
-        self.attention = block.attention.stream()
+        self.attention = block.attention.stream(batched=False)
         self.conv_norm = _layer_norm(block.conv_norm)
         self.conv = ConvModuleStream(block.conv)
         self.ff2 = _FeedForwardResidual(block.ff2_norm, block.ff2, 0.5)
@@ -272,7 +272,7 @@ class ConformerBlockStream:
         self.before_conv = Pending()  # residual inputs waiting for the convolution
 
     def feed(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1]:
+        if x.shape[0]:
             x = self.ff1(x)
             self.before_attention.push(x)
             x = self._attended(self.attention.feed(F.layer_norm(x, *self.attention_norm)))
@@ -280,24 +280,24 @@ class ConformerBlockStream:
 
     def flush(self) -> torch.Tensor:
         x = self._convolve(self._attended(self.attention.flush()))
-        return torch.cat((x, self._finish(self.conv.flush())), dim=1)
+        return torch.cat((x, self._finish(self.conv.flush())))
 
     def _attended(self, attended: torch.Tensor) -> torch.Tensor:
-        if attended.shape[1] == 0:
+        if attended.shape[0] == 0:
             return attended
-        return self.before_attention.pop(attended.shape[1]) + attended
+        return self.before_attention.pop(attended.shape[0]) + attended
 
     def _convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """Attended frames [B, n, d] -> the block's outputs of the frames whose convolution is complete."""
-        if x.shape[1] == 0:
+        """Attended frames [n, d] -> the block's outputs of the frames whose convolution is complete."""
+        if x.shape[0] == 0:
             return x
         self.before_conv.push(x)
         return self._finish(self.conv.feed(F.layer_norm(x, *self.conv_norm)))
 
     def _finish(self, convolved: torch.Tensor) -> torch.Tensor:
-        if convolved.shape[1] == 0:
+        if convolved.shape[0] == 0:
             return convolved
-        x = self.ff2(self.before_conv.pop(convolved.shape[1]) + convolved)
+        x = self.ff2(self.before_conv.pop(convolved.shape[0]) + convolved)
         return F.layer_norm(x, *self.out_norm)
 
 

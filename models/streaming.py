@@ -83,14 +83,12 @@ class EncoderStream:
         """Feature frames [n, F] -> the encodings [k, d_model] (k >= 0) complete now."""
         if self.finished:
             raise ValueError("the stream was flushed: start a new one with encoder.stream()")
-        x = self.subsampling.feed(feats[None])
-        if x.shape[1] == 0:
-            return x[0]
+        x = self.subsampling.feed(feats)
         for block in self.blocks:
+            if x.shape[0] == 0:
+                return x
             x = block.feed(x)
-            if x.shape[1] == 0:
-                return x[0]
-        return F.layer_norm(x[0], *self.norm)
+        return F.layer_norm(x, *self.norm)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -101,9 +99,9 @@ class EncoderStream:
         weight = self.encoder.norm.weight
         if self.subsampling.emitted == 0:  # too short for one output frame, as offline
             return weight.new_zeros(0, weight.shape[0])
-        x = weight.new_zeros(1, 0, weight.shape[0])
+        x = weight.new_zeros(0, weight.shape[0])
         for block in self.blocks:
-            if x.shape[1]:
+            if x.shape[0]:
                 x = block.feed(x)
-            x = torch.cat((x, block.flush()), dim=1)
-        return F.layer_norm(x[0], *self.norm)
+            x = torch.cat((x, block.flush()))
+        return F.layer_norm(x, *self.norm)

@@ -78,7 +78,7 @@ class ConvSubsampling(nn.Module):
 
 
 class SubsamplingStream:
-    """Feature frames [1, n, F] in, the output frames [1, k, d_model] now complete out.
+    """Feature frames [n, F] in, the output frames [k, d_model] now complete out.
 
     Output frame t is emitted once input frame `factor * t + right_context` has arrived; the
     input frames kept are those from `factor * t` on for the next t (fewer than
@@ -92,18 +92,18 @@ class SubsamplingStream:
         self.convs = [(conv.weight.detach(), conv.bias.detach(), conv.stride)
                       for conv in module.conv if isinstance(conv, nn.Conv2d)]
         self.out = stream_linear(module.out)
-        self.frames = None  # input frames [1, n, F] from factor * emitted on
+        self.frames = None  # input frames [n, F] from factor * emitted on
         self.emitted = 0  # output frames returned so far
 
     def feed(self, feats: torch.Tensor) -> torch.Tensor:
         m = self.module
-        self.frames = feats if self.frames is None else torch.cat((self.frames, feats), dim=1)
-        ready = (self.frames.shape[1] - m.right_context - 1) // m.factor + 1  # complete output frames
+        self.frames = feats if self.frames is None else torch.cat((self.frames, feats))
+        ready = (self.frames.shape[0] - m.right_context - 1) // m.factor + 1  # complete output frames
         if ready <= 0:
-            return feats.new_zeros(1, 0, m.out.out_features)
-        x = self.frames[:, :m.factor * (ready - 1) + m.right_context + 1].unsqueeze(1)
+            return feats.new_zeros(0, m.out.out_features)
+        x = self.frames[None, None, :m.factor * (ready - 1) + m.right_context + 1]  # [1, 1, T, F]
         for weight, bias, stride in self.convs:
             x = F.relu(F.conv2d(x, weight, bias, stride), inplace=True)
-        self.frames = self.frames[:, m.factor * ready:]
+        self.frames = self.frames[m.factor * ready:]
         self.emitted += ready
-        return linear(x.transpose(1, 2).flatten(2), *self.out)
+        return linear(x[0].transpose(0, 1).flatten(1), *self.out)  # [C, k, F'] -> [k, C * F'] -> [k, d]

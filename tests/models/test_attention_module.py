@@ -84,6 +84,20 @@ def test_streaming_equals_offline(left, right, chunks):
         assert stream.k.shape[2] <= left + (stream.received - stream.emitted)
 
 
+def test_a_single_stream_takes_unbatched_frames_and_gives_the_batched_outputs():
+    attention = module(7, 2)
+    x = features(1, 40)
+    single, batched = attention.stream(batched=False), attention.stream()
+    pieces = [(single.feed(x[0, i:i + 9]), batched.feed(x[:, i:i + 9])) for i in range(0, 40, 9)]
+    pieces.append((single.flush(), batched.flush()))
+    for one, many in pieces:
+        assert one.dim() == 2 and torch.equal(one, many[0])
+    with pytest.raises(ValueError, match=r"single stream takes frames \[n, d_model\], got \[1, 4, 32\]"):
+        attention.stream(batched=False).feed(x[:, :4])
+    with pytest.raises(ValueError, match=r"batched stream takes frames \[B, n, d_model\], got \[4, 32\]"):
+        attention.stream().feed(x[0, :4])
+
+
 @pytest.mark.parametrize("score, normalize", [("dot", "relu"), ("additive", "softmax"), ("additive", "relu")])
 def test_score_variants_agree_across_backends_and_streaming(score, normalize):
     dense = module(7, 3, "dense", score=score, normalize=normalize)

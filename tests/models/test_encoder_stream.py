@@ -116,7 +116,7 @@ def test_state_does_not_grow_with_the_stream(block):
     assert max(sizes[300:]) <= max(sizes[100:300])
     for layer in stream.blocks:  # keys: the last `left` frames and those waiting for look-ahead
         assert layer.attention.k.shape[2] <= 6 + 2
-    assert stream.subsampling.frames.shape[1] < encoder.subsample.right_context + 4
+    assert stream.subsampling.frames.shape[0] < encoder.subsample.right_context + 4
 
 
 def test_unlimited_context_cannot_stream():
