@@ -524,9 +524,9 @@ class TruncatedAttentionStream:
     multiply-add rotates q and k with angle tables computed `ROTARY_TABLE_FRAMES` positions at a
     time (v's sine is zero) and writes them into the cache, one
     `scaled_dot_product_attention` over the pending queries and cached keys with the band as an
-    additive mask, one output projection. The cache is a buffer `[B, rows, 3, H, D]` (rotated q,
-    k, v per frame) written in place, with `STREAM_SPARE_FRAMES` spare rows: the live rows move
-    to a fresh buffer when it is full.
+    additive mask, one output projection. The cache is a buffer `[3, B, H, rows, D]` (rotated q,
+    k, v per frame, in the layout the attention reads) written in place, with
+    `STREAM_SPARE_FRAMES` spare rows: the live rows move to a fresh buffer when it is full.
     """
 
     def __init__(self, module: TruncatedMultiHeadAttention, batched: bool = True):
@@ -534,22 +534,22 @@ class TruncatedAttentionStream:
         self.received = 0  # frames fed so far
         self.emitted = 0  # frames whose output was returned
         self.cache_start = 0  # position of the first cached frame
-        self.buffer = None  # [B, rows, 3, H, D]: frames cache_start ... received - 1 at rows start ...
+        self.buffer = None  # [3, B, H, rows, D]: frames cache_start ... received - 1 at rows start ...
         self.start = 0
         self.band = (None, None, None)  # (geometry, bool mask, additive mask) of the last call
-        self.table = (0, None, None)  # (first position, cos, sin [frames, 3 * d_model]) of the rotation
+        self.table = (0, None, None)  # (first position, cos, sin [3, 1, 1, frames, D]) of the rotation
         self.projection = stream_linear(module.in_proj)
         self.out = stream_linear(module.out_proj)
 
     @property
     def k(self) -> torch.Tensor:
         """Cached keys `[B, H, frames, D]` (rotated), from position `cache_start` on."""
-        return self._frames()[:, :, 1].transpose(1, 2)
+        return self._frames()[1]
 
     @property
     def v(self) -> torch.Tensor:
         """Cached values `[B, H, frames, D]`, from position `cache_start` on."""
-        return self._frames()[:, :, 2].transpose(1, 2)
+        return self._frames()[2]
 
     @torch.no_grad()
     def feed(self, x: torch.Tensor) -> torch.Tensor:
@@ -559,52 +559,52 @@ class TruncatedAttentionStream:
                              f"{'[B, n, d_model]' if self.batched else '[n, d_model]'}, got {list(x.shape)}")
         B, n = x.shape[:2] if self.batched else (1, x.shape[0])
         if n:
-            projected = linear(x, *self.projection)  # [B, n, 3 * d_model] or [n, 3 * d_model]
-            rows = self._reserve(B, n, x).view(projected.shape)
+            qkv = linear(x, *self.projection).view(B, n, 3, m.n_heads, m.head_dim).permute(2, 0, 3, 1, 4)
+            rows = self._reserve(B, n, x)  # [3, B, H, n, D], as qkv
             if m.rotary is None:
-                rows.copy_(projected)
+                rows.copy_(qkv)
             else:  # (q, k, v) * (cos, cos, 1) + (q, k, v partners) * (sin, sin, 0)
                 cos, sin = self._rotation(n, x)
-                partners = projected.unflatten(-1, (3, m.n_heads, m.head_dim)).roll(m.head_dim // 2, dims=-1)
-                torch.addcmul(projected * cos, partners.flatten(-3), sin, out=rows)
+                torch.addcmul(qkv * cos, qkv.roll(m.head_dim // 2, dims=-1), sin, out=rows)
             self.received += n
         ready = self.emitted if m.right is None else max(self.emitted, self.received - m.right)
         return self._emit(ready, B, x)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
-        return self._emit(self.received, 1 if self.buffer is None else self.buffer.shape[0], self.out[1])
+        return self._emit(self.received, 1 if self.buffer is None else self.buffer.shape[1], self.out[1])
 
     def _frames(self) -> torch.Tensor:
-        """The cached frames `[B, frames, 3, H, D]` (a view of the buffer)."""
+        """The cached frames `[3, B, H, frames, D]` (a view of the buffer)."""
         m = self.module
         if self.buffer is None:
-            return self.out[1].new_zeros(0, 0, 3, m.n_heads, m.head_dim)
-        return self.buffer[:, self.start:self.start + self.received - self.cache_start]
+            return self.out[1].new_zeros(3, 0, m.n_heads, 0, m.head_dim)
+        return self.buffer[:, :, :, self.start:self.start + self.received - self.cache_start]
 
     def _reserve(self, B: int, n: int, like: torch.Tensor) -> torch.Tensor:
-        """The buffer rows `[B, n, 3, H, D]` of the next n frames (a fresh buffer when they do not fit)."""
+        """The buffer rows `[3, B, H, n, D]` of the next n frames (a fresh buffer when they do not fit)."""
         m = self.module
         live = self.received - self.cache_start
         end = self.start + live
-        if self.buffer is None or end + n > self.buffer.shape[1]:
-            buffer = like.new_empty(B, live + n + STREAM_SPARE_FRAMES, 3, m.n_heads, m.head_dim)
+        if self.buffer is None or end + n > self.buffer.shape[3]:
+            buffer = like.new_empty(3, B, m.n_heads, live + n + STREAM_SPARE_FRAMES, m.head_dim)
             if live:
-                buffer[:, :live] = self.buffer[:, self.start:end]
+                buffer[:, :, :, :live] = self.buffer[:, :, :, self.start:end]
             self.buffer, self.start, end = buffer, 0, live
-        return self.buffer[:, end:end + n]
+        return self.buffer[:, :, :, end:end + n]
 
     def _rotation(self, n: int, like: torch.Tensor):
-        """(cos, sin) `[n, 3 * d_model]` of positions received ... received + n - 1, for (q, k, v) of every head."""
+        """(cos, sin) `[3, 1, 1, n, D]` of positions received ... received + n - 1, for (q, k, v) of every head."""
         first, cos, sin = self.table
         position = self.received
-        if cos is None or position + n > first + cos.shape[0]:
-            frames, H = max(n, ROTARY_TABLE_FRAMES), self.module.n_heads
+        if cos is None or position + n > first + cos.shape[3]:
+            frames = max(n, ROTARY_TABLE_FRAMES)
             c, s = self.module.rotary.tables(position, frames, like.dtype, like.device)  # [frames, D]
-            cos = torch.stack((c, c, torch.ones_like(c)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
-            sin = torch.stack((s, s, torch.zeros_like(s)), dim=1)[:, :, None].expand(-1, -1, H, -1).reshape(frames, -1)
+            cos = torch.stack((c, c, torch.ones_like(c)))[:, None, None]
+            sin = torch.stack((s, s, torch.zeros_like(s)))[:, None, None]
             first, self.table = position, (position, cos, sin)
-        return cos[position - first:position - first + n], sin[position - first:position - first + n]
+        rows = slice(position - first, position - first + n)
+        return cos[:, :, :, rows], sin[:, :, :, rows]
 
     def _mask(self, n: int, keys: int, device):
         """(bool, additive) `[n, keys]`: which cached keys each of the next n pending queries sees."""
@@ -629,9 +629,9 @@ class TruncatedAttentionStream:
             return like.new_zeros((B, 0, m.d_model) if self.batched else (0, m.d_model))
         frames = self._frames()
         first = self.emitted - self.cache_start
-        q, k, v = frames.unbind(2)
-        q, k, v = q[:, first:first + n].transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, frames, D]
-        mask, additive = self._mask(n, frames.shape[1], frames.device)
+        q, k, v = frames  # [B, H, frames, D] each
+        q = q[:, :, first:first + n]
+        mask, additive = self._mask(n, frames.shape[3], frames.device)
         if m.score == "dot" and m.normalize == "softmax":
             heads = F.scaled_dot_product_attention(q, k, v, attn_mask=additive)
         else:
