@@ -14,9 +14,9 @@ sequence gives the same outputs alone and inside a padded batch. The convolution
 with LayerNorm (not BatchNorm, whose training statistics would depend on padding and batch
 composition).
 
-Streaming (`block.stream()`, eval mode): frames [n, d] of one stream go in as they arrive and each call
-returns the block's outputs for the frames whose look-ahead has arrived; `flush()` at the end
-of the input returns the rest. A Transformer block waits `right` frames (its attention); a
+Streaming (`block.stream()`, eval mode): frames [n, d] of one stream go in as they arrive and
+each call returns the block's outputs for the frames whose look-ahead has arrived; `flush()` at
+the end of the input returns the rest. A Transformer block waits `right` frames (its attention); a
 Conformer block `right` for its attention, then the convolution's look-ahead on top. Each
 stage keeps its bounded state (the attention's keys and values of the last `left` frames, the
 convolution's last `kernel - 1 - lookahead` inputs) and the residual inputs of the frames still
