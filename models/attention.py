@@ -555,8 +555,8 @@ class TruncatedAttentionStream:
     def feed(self, x: torch.Tensor) -> torch.Tensor:
         m = self.module
         if x.dim() != (3 if self.batched else 2):
-            raise ValueError(f"a {'batched' if self.batched else 'single'} stream takes frames "
-                             f"{'[B, n, d_model]' if self.batched else '[n, d_model]'}, got {list(x.shape)}")
+            kind, shape = ("batched", "[B, n, d_model]") if self.batched else ("single", "[n, d_model]")
+            raise ValueError(f"a {kind} stream takes frames {shape}, got {list(x.shape)}")
         B, n = x.shape[:2] if self.batched else (1, x.shape[0])
         if n:
             qkv = linear(x, *self.projection).view(B, n, 3, m.n_heads, m.head_dim).permute(2, 0, 3, 1, 4)
