@@ -217,6 +217,7 @@ def main(args) -> int:
         runtime_rows = [(spec, measure(spec, "measure_runtime"))
                         for spec in tqdm(runtimes, desc="bench runtimes", unit="run", disable=None)]
         file_rows = [(spec, measure(spec, "measure_file")) for spec in file_specs(model_path, args, tmp)]
+        floors = {spec["seconds"]: measure(spec, "measure_linear_floor") for spec in specs if spec.get("chunk_ms")}
 
     streamed = [(spec, r) for spec, r in rows if spec.get("chunk_ms")]
     rows = [(spec, r) for spec, r in rows if not spec.get("chunk_ms")]
@@ -230,7 +231,7 @@ def main(args) -> int:
         print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}{gpu}")
     print(full_attention_note(model, max(args.durations)))
     offline_failed = check_offline(args, rows)
-    stream_failed = print_streaming(model, args, rows, streamed)
+    stream_failed = print_streaming(model, args, rows, streamed, floors)
     print_runtimes(runtime_rows, sizes)
     print_files(file_rows)
     return 1 if offline_failed or stream_failed else 0
@@ -264,8 +265,9 @@ def stream_specs(model, model_path, args, specs) -> list[dict]:
     return new
 
 
-def print_streaming(model, args, rows, streamed) -> bool:
-    """The streaming table beside offline on the same thread count; True when a ratio exceeds --max-stream-ratio."""
+def print_streaming(model, args, rows, streamed, floors) -> bool:
+    """The streaming table beside offline on the same thread count, with `floors` ({seconds: result of
+    `measure_linear_floor`}); True when a ratio exceeds --max-stream-ratio."""
     if not args.stream_chunk_ms:
         return False
     if not streamed:
@@ -282,14 +284,16 @@ def print_streaming(model, args, rows, streamed) -> bool:
     failed = []
     for spec, r in streamed:
         peer = offline.get(spec["seconds"], {"error": "no offline peer"})
-        if "error" in r or "error" in peer:
-            print(f"{spec['seconds']:>8g} failed: {r.get('error') or peer['error']}")
+        floor = floors[spec["seconds"]]
+        error = r.get("error") or peer.get("error") or floor.get("error")
+        if error:
+            print(f"{spec['seconds']:>8g} failed: {error}")
             failed.append(spec["seconds"])
             continue
         ratio = r["rtf"] / peer["rtf"]
         if ratio > args.max_stream_ratio:
             failed.append(spec["seconds"])
-        floor = measure({**spec, "threads": STREAM_THREADS}, "measure_linear_floor")["wall"] / peer["wall"]
+        floor = floor["wall"] / peer["wall"]
         print(f"{spec['seconds']:>8g} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {floor:>12.2f} "
               f"{latency:>10g} {r['peak_rss_mb']:>11.0f}")
     print("linear floor: the encoder's linear layers alone, on the chunks' frames, against the whole offline "

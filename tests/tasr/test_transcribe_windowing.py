@@ -123,6 +123,17 @@ def test_bench_transcribe_streaming_table(tmp_path, capsys):
     assert ratio == pytest.approx(streamed / offline, rel=0.05)  # the figures as printed, rounded
 
 
+
+def test_bench_transcribe_streaming_table_of_the_random_weight_model(capsys):
+    """Without MODEL the bench writes its random-weight model to a temporary folder: every
+    measurement, the streaming floor included, must run while that file exists."""
+    code = main(["bench", "transcribe", "--durations", "1", "--threads", "1", "--full-max-s", "0", "--no-cuda",
+                 "--file-durations", "--max-stream-ratio", "1000"])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["input", "s", "offline"])
+    row = lines[header + 1].split()
+    assert code == 0 and row[0] == "1" and float(row[4]) > 0, lines[header + 1]
+
 def test_bench_transcribe_runtimes_table_with_the_streaming_export(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     torch.manual_seed(1)
