@@ -284,8 +284,8 @@ def print_streaming(model, args, rows, streamed, floors) -> bool:
     failed = []
     for spec, r in streamed:
         peer = offline.get(spec["seconds"], {"error": "no offline peer"})
-        floor = floors[spec["seconds"]]
-        error = r.get("error") or peer.get("error") or floor.get("error")
+        floor_run = floors[spec["seconds"]]
+        error = r.get("error") or peer.get("error") or floor_run.get("error")
         if error:
             print(f"{spec['seconds']:>8g} failed: {error}")
             failed.append(spec["seconds"])
@@ -293,7 +293,7 @@ def print_streaming(model, args, rows, streamed, floors) -> bool:
         ratio = r["rtf"] / peer["rtf"]
         if ratio > args.max_stream_ratio:
             failed.append(spec["seconds"])
-        floor = floor["wall"] / peer["wall"]
+        floor = floor_run["wall"] / peer["wall"]
         print(f"{spec['seconds']:>8g} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {floor:>12.2f} "
               f"{latency:>10g} {r['peak_rss_mb']:>11.0f}")
     print("linear floor: the encoder's linear layers alone, on the chunks' frames, against the whole offline "
