@@ -41,8 +41,8 @@ average_num=2                       # model.pt = average of the N best checkpoin
 beam_size=10                        # beam width of the beam-search decode (greedy is always run; 0: greedy only)
 speeds=0.9,0.95,1,1.05,1.1          # stage 6 also decodes with model.pt hearing the audio at each of these
                                     # speeds, the results combined (tasr decode --speeds; empty: not)
-partner=model.fbank.subtract_mean=true  # config overrides of a second model, trained beside the first in
-                                    # $exp_dir/partner; stage 6 also decodes both together (empty: one model)
+partner=""                          # config overrides of a second model trained beside the first in $exp_dir/partner,
+                                    # e.g. model.fbank.subtract_mean=true; stage 6 also decodes both together (empty: none)
 threads=1                           # torch threads per process: small models on 2 cores train fastest with one
                                     # compute thread and the other core loading data (empty: torch's default)
 device=auto
