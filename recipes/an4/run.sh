@@ -66,15 +66,8 @@ cmvn() {
   compute_cmvn "$data_dir/train.jsonl"
 }
 
-train() {  # with several processes on a CPU, each loads its own audio (a worker would take a core from the other)
-  local workers=$nj
-  if [ "$ngpu" -gt 0 ]; then
-    nproc=$ngpu
-    if [ "$nproc" -gt 1 ]; then workers=1; fi  # one worker per GPU process
-  elif [ "$nproc" -gt 1 ]; then
-    workers=0
-  fi
-  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$workers" "seed=$seed" \
+train() {
+  train_model "$data_dir/train.jsonl" "$data_dir/dev.jsonl" "batching.num_workers=$(loader_workers)" "seed=$seed" \
     ${epochs:+"epochs=$epochs"}
 }
 

@@ -207,8 +207,21 @@ training_words() {
     < "$1" > "$2"
 }
 
+training_processes() {  # $ngpu processes on GPUs, otherwise $nproc (1 where the recipe has no such option)
+  if [ "${ngpu:-0}" -gt 0 ]; then echo "$ngpu"; else echo "${nproc:-1}"; fi
+}
+
+loader_workers() {  # DataLoader workers per training process: $nj for one process; with several, one each on
+  # GPUs, and none on a CPU, where each process loads its own audio (a worker would take a core from the other)
+  if [ "$(training_processes)" -le 1 ]; then echo "$nj"
+  elif [ "${ngpu:-0}" -gt 0 ]; then echo 1
+  else echo 0
+  fi
+}
+
 train_command() {
-  local processes=${nproc:-${ngpu:-0}}
+  local processes
+  processes=$(training_processes)
   if [ "$processes" -gt 1 ]; then
     echo "torchrun --standalone --nproc_per_node $processes -m tasr train"
   else

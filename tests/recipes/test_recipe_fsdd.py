@@ -82,7 +82,9 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
     assert (exp / "model.pt").exists() and (exp / "partner" / "model.pt").exists()
     assert "subtract_mean: true" in (exp / "partner" / "config.yaml").read_text()
     assert "subtract_mean: true" not in (exp / "config.yaml").read_text()
-    assert f"{len(trained)} training" in (exp / "log" / "stage4.train.log").read_text()
+    train_log = (exp / "log" / "stage4.train.log").read_text()
+    assert f"{len(trained)} training" in train_log
+    assert "1 process(es) on cpu" in train_log  # with a partner model, one process per model
     for method in ["greedy", "beam2", "beam2_lexicon", "beam2_speeds", "beam2_partner", "beam2_partner_speeds"]:
         assert (exp / "decode" / "test" / method / "summary.json").exists(), method
     results = (exp / "RESULTS.md").read_text()
