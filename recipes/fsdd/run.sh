@@ -12,7 +12,7 @@ stop_stage=100
 nj=2                                # DataLoader workers and parallel jobs
 ngpu=0                              # >1: training through torchrun, one process per GPU
 nproc=1                             # on a CPU: training processes (torchrun, gloo), one compute thread each; on 2 cores
-                                    # 2 train 1.3x faster than one, not better (README; a partner model forces 1)
+                                    # 2 train 1.3-1.6x faster than one, not better (README; a partner model forces 1)
 config=conf/conformer_ctc.yaml
 exp_dir=exp                         # the final model is $exp_dir/model.pt
 data_dir=data

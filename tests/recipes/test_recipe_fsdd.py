@@ -57,7 +57,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
     an4 = ["--an4", "true", "--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else []
     args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
             "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1",
-            "--partner", "model.fbank.subtract_mean=true", *an4]
+            "--partner", "model.fbank.subtract_mean=true", "--nproc", "2", *an4]
     result = run_recipe(tmp_path, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -84,7 +84,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
     assert "subtract_mean: true" not in (exp / "config.yaml").read_text()
     train_log = (exp / "log" / "stage4.train.log").read_text()
     assert f"{len(trained)} training" in train_log
-    assert "1 process(es) on cpu" in train_log  # with a partner model, one process per model
+    assert "1 process(es) on cpu" in train_log  # --nproc 2, but with a partner model one process per model
     for method in ["greedy", "beam2", "beam2_lexicon", "beam2_speeds", "beam2_partner", "beam2_partner_speeds"]:
         assert (exp / "decode" / "test" / method / "summary.json").exists(), method
     results = (exp / "RESULTS.md").read_text()
