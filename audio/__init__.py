@@ -15,12 +15,12 @@ from tasr.audio.blocks import stream_blocks
 from tasr.audio.online import OnlineFbank, OnlineMfcc
 from tasr.audio.cmvn import GlobalCMVN
 from tasr.audio.specaugment import SpecAugment
-from tasr.audio.perturb import narrowband, speed_perturb
+from tasr.audio.perturb import add_noise, narrowband, speed_perturb
 from tasr.audio.energy import energy_db
 
 __all__ = [
     "AudioError", "load", "fbank", "Fbank", "mfcc", "Mfcc", "frame_count", "INT16_SCALE",
-    "OnlineFbank", "OnlineMfcc", "GlobalCMVN", "SpecAugment", "speed_perturb", "narrowband",
+    "OnlineFbank", "OnlineMfcc", "GlobalCMVN", "SpecAugment", "speed_perturb", "narrowband", "add_noise",
     "info", "AudioInfo", "stream_blocks", "FILE_SUFFIXES",
     "energy_db",
 ]

@@ -1,5 +1,6 @@
-"""Speed perturbation (Ko et al., 2015), as Kaldi/ESPnet/WeNet recipes do it with `sox speed`, and
-narrowband audio (a recording made at a lower sample rate, such as 8 kHz telephone speech)."""
+"""Speed perturbation (Ko et al., 2015), as Kaldi/ESPnet/WeNet recipes do it with `sox speed`,
+narrowband audio (a recording made at a lower sample rate, such as 8 kHz telephone speech) and
+background noise of any colour at a given signal-to-noise ratio."""
 
 import numpy as np
 import soxr
@@ -37,3 +38,19 @@ def narrowband(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Ten
     out = soxr.resample(soxr.resample(samples, sample_rate, rate), rate, sample_rate)
     out = np.pad(out[: samples.shape[-1]], (0, max(0, samples.shape[-1] - out.shape[-1])))
     return torch.from_numpy(np.ascontiguousarray(out)).to(waveform.dtype)
+
+
+def add_noise(waveform: torch.Tensor, snr_db: float, slope: float, generator: np.random.Generator) -> torch.Tensor:
+    """`waveform [N]` (CPU) plus stationary Gaussian noise `snr_db` dB below its mean power, whose power
+    spectrum falls as 1 / f^slope: 0 white, 1 pink, 2 brown (a hum, a fan, a room, a street)."""
+    samples = waveform.detach().numpy()
+    n = samples.shape[-1]
+    if n == 0:
+        return waveform
+    spectrum = np.fft.rfft(generator.standard_normal(n))
+    spectrum[1:] *= np.arange(1, spectrum.shape[-1]) ** (-slope / 2)  # power ~ f^-slope
+    spectrum[0] = 0
+    noise = np.fft.irfft(spectrum, n)
+    power = float(np.mean(samples.astype(np.float64) ** 2))
+    noise *= np.sqrt(power / max(float(np.mean(noise ** 2)), 1e-20) * 10 ** (-snr_db / 10))
+    return torch.from_numpy((samples + noise).astype(np.float32)).to(waveform.dtype)

@@ -176,18 +176,25 @@ class SpeechDataset(torch.utils.data.Dataset):
     `speed_factors` (e.g. (0.9, 1.0, 1.1)) perturbs each utterance by a factor drawn from
     (seed, epoch, index): the same in every worker and after a resume. `narrowband` (prob, rate Hz)
     makes that share of the utterances, drawn the same way, sound recorded at `rate` (e.g. 8 kHz
-    telephone audio in a 16 kHz model; `audio.narrowband`). An unreadable utterance
+    telephone audio in a 16 kHz model; `audio.narrowband`). `gain_db` (low, high) scales each
+    utterance by a gain drawn uniformly in that range of dB, as recordings come at any level
+    (Kaldi's volume perturbation). `noise` (prob, (low, high) dB) adds noise to that share of the
+    utterances at a signal-to-noise ratio drawn in that range, its colour drawn from white to brown
+    (`audio.add_noise`). An unreadable utterance
     comes back as {"index", "id", "error"} instead of raising, for `collate` to count and skip.
     """
 
     def __init__(self, items, tokenizer, sample_rate: int = 16000, speed_factors=None, seed: int = 0,
-                 frame_shift_s: float = FrameOptions.frame_shift / 1000, narrowband=None):
+                 frame_shift_s: float = FrameOptions.frame_shift / 1000, narrowband=None, gain_db=None,
+                 noise=None):
         self.items = list(items)
         self.frame_shift_s = frame_shift_s  # the model's front-end's (`SpeechRecognizer.frame_shift_s`)
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
         self.speed_factors = tuple(speed_factors) if speed_factors else None
         self.narrowband = narrowband if narrowband and narrowband[0] > 0 else None
+        self.gain_db = tuple(gain_db) if gain_db else None
+        self.noise = noise if noise and noise[0] > 0 else None
         self.seed = seed
         self.epoch = 0
         self.tokens = [tokenizer.encode(str(item.get("text", ""))) if tokenizer else [] for item in self.items]
@@ -217,6 +224,13 @@ class SpeechDataset(torch.utils.data.Dataset):
                 prob, rate = self.narrowband
                 if np.random.default_rng([self.seed, self.epoch, index, 1]).random() < prob:
                     waveform = audio.narrowband(waveform, self.sample_rate, rate)
+            if self.noise:
+                rng = np.random.default_rng([self.seed, self.epoch, index, 3])
+                if rng.random() < self.noise[0]:
+                    waveform = audio.add_noise(waveform, rng.uniform(*self.noise[1]), rng.uniform(0, 2), rng)
+            if self.gain_db:
+                gain = np.random.default_rng([self.seed, self.epoch, index, 2]).uniform(*self.gain_db)
+                waveform = waveform * 10 ** (gain / 20)
         except BadUtterance as error:
             return {"index": index, "id": item["id"], "error": error.reason}
         return {"index": index, "id": item["id"], "waveform": waveform, "tokens": self.tokens[index],

@@ -101,6 +101,8 @@ connected_digits() {
   once "$data_dir/isolated.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
     --indices 0-49 --num "$num_isolated" --seed "$((test_seed + 1))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
     --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
+  once "$data_dir/recorded.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
+    --indices 0-49 --as-recorded --name recorded --out-dir "$data_dir" --manifest "$data_dir/recorded.jsonl"
   if [ "$an4" = true ]; then an4_utterances; fi
 }
 
@@ -156,7 +158,7 @@ decode() {
   local partner_model=(--model "$exp_dir/partner/model.pt")
   printf '%s\n' zero one two three four five six seven eight nine > "$exp_dir/digits.txt"
   lexicon=$exp_dir/digits.txt  # decode_set's third decode: the beam search over the ten digit words only
-  for subset in dev test isolated; do
+  for subset in dev test isolated recorded; do
     decode_set "$subset" "$data_dir/$subset.jsonl"
     [ "$beam_size" -gt 0 ] || continue
     if [ -n "$speeds" ]; then

@@ -44,6 +44,11 @@ DEFAULTS = {
         "prob": 0.0,                # share of them (0: none)
         "rate": 8000,               # that rate, Hz (below the model's)
     },
+    "noise": {                      # background noise added to training utterances
+        "prob": 0.0,                # share of them (0: none)
+        "snr_db": [10, 40],         # signal-to-noise ratio drawn in this range, dB
+    },
+    "gain_db": None,                # e.g. [-20, 6]: each training utterance's level changed by a gain drawn in this dB range
     "specaugment": True,            # SpecAugment in training (the model's own settings)
     "inter_ctc": {                  # intermediate CTC: loss (1 - weight) * CTC + weight * mean of the CTC losses
         "layers": [],               # of these blocks' outputs (1 = the first), through the encoder's final norm
@@ -130,6 +135,10 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _db_range(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value) and value[0] <= value[1]
+
+
 # what a setting must be: (test, how an error message says it)
 KINDS = {
     "integer": (_whole, "a whole number"),
@@ -165,6 +174,7 @@ SETTINGS = {  # setting: its kind ("... or null": null too); model.* only when g
     "inter_ctc.weight": "fraction",
     "narrowband.prob": "fraction",
     "narrowband.rate": "positive count",
+    "noise.prob": "fraction",
 }
 
 CHOICES = {
@@ -216,7 +226,7 @@ def check_config(config: dict) -> None:
         if kind in ("integer", "count", "positive count"):
             where[name] = int(value)
 
-    for key in ("optim", "batching", "inter_ctc", "narrowband", "model", "model.fbank", "model.encoder"):
+    for key in ("optim", "batching", "inter_ctc", "narrowband", "noise", "model", "model.fbank", "model.encoder"):
         section(key)
     for key, kind in SETTINGS.items():
         check(key, kind)
@@ -237,6 +247,10 @@ def check_config(config: dict) -> None:
     factors = config["speed_perturb"]
     if factors is not None and not (isinstance(factors, list) and all(KINDS["positive number"][0](f) for f in factors)):
         fail("speed_perturb", "null or a list of positive factors, e.g. [0.9, 1.0, 1.1]", factors)
+    if config["gain_db"] is not None and not _db_range(config["gain_db"]):
+        fail("gain_db", "null or [low, high] in dB with low <= high, e.g. [-20, 6]", config["gain_db"])
+    if not _db_range(config["noise"].get("snr_db")):
+        fail("noise.snr_db", "[low, high] in dB with low <= high, e.g. [10, 40]", config["noise"].get("snr_db"))
 
     tokenizer = config["tokenizer"]
     if not isinstance(tokenizer, (dict, str)):

@@ -155,9 +155,10 @@ class Trainer:
         if narrowband["prob"] and not narrowband["rate"] < self.sample_rate:
             raise TasrError(f"config: narrowband.rate must be below the model's sample rate {self.sample_rate} Hz, "
                             f"got {narrowband['rate']}")
-        self.train_set = self._dataset(train_items, config["speed_perturb"], subsampling, "train",
-                                       (narrowband["prob"], narrowband["rate"]))
-        self.valid_set = self._dataset(valid_items, None, subsampling, "valid")
+        augment = {"speed_factors": config["speed_perturb"], "narrowband": (narrowband["prob"], narrowband["rate"]),
+                   "gain_db": config["gain_db"], "noise": (config["noise"]["prob"], config["noise"]["snr_db"])}
+        self.train_set = self._dataset(train_items, subsampling, "train", augment)
+        self.valid_set = self._dataset(valid_items, subsampling, "valid")
         batching = config["batching"]
         self.batches = data.DynamicBatches([self.train_set.frames(i) for i in range(len(self.train_set))],
                                            batching["max_frames"], config["seed"], True, procs.world_size)
@@ -249,10 +250,12 @@ class Trainer:
             self._bad(utt_id, reason, "missing audio file", split, announce=self.procs.main)
         return [item for item in items if item["id"] not in missing]
 
-    def _dataset(self, items, speed, subsampling, split, narrowband=None):
+    def _dataset(self, items, subsampling, split, augment=None):
+        """The utterances of `split` that fit their transcripts, with `augment` (SpeechDataset's keyword
+        arguments: speed_factors, narrowband, gain_db, noise) for training."""
         shift = self.model.frame_shift_s
-        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, speed, self.config["seed"], shift,
-                                     narrowband)
+        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, seed=self.config["seed"],
+                                     frame_shift_s=shift, **(augment or {}))
         keep = []
         for i, item in enumerate(dataset.items):
             if not dataset.tokens[i]:
@@ -266,7 +269,7 @@ class Trainer:
             raise TasrError(f"no usable {split} utterances left (see the messages above)")
         if len(keep) < len(dataset.items):
             dataset = data.SpeechDataset([dataset.items[i] for i in keep], self.tokenizer, self.sample_rate,
-                                         speed, self.config["seed"], shift)
+                                         seed=self.config["seed"], frame_shift_s=shift, **(augment or {}))
         return dataset
 
     def _set_cmvn(self, train_items):

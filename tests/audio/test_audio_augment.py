@@ -1,4 +1,4 @@
-"""GlobalCMVN, SpecAugment, speed perturbation and narrowband audio."""
+"""GlobalCMVN, SpecAugment, speed perturbation, narrowband audio and noise."""
 
 import json
 import os
@@ -141,3 +141,23 @@ def test_narrowband_removes_what_a_lower_rate_cannot_hold():
     for bad in (0, 16000, 22050):
         with pytest.raises(ValueError, match="narrowband rate"):
             audio.narrowband(wave, rate, bad)
+
+
+@pytest.mark.parametrize("slope", [0.0, 1.0, 2.0])
+def test_noise_lies_at_its_snr_and_falls_with_frequency_by_its_slope(slope):
+    import numpy as np
+
+    rate = 16000
+    wave = torch.sin(2 * torch.pi * 440 * torch.arange(4 * rate) / rate) * 0.3
+    noisy = audio.add_noise(wave, 20.0, slope, np.random.default_rng(0))
+    noise = (noisy - wave).double().numpy()
+    assert noisy.shape == wave.shape and noisy.dtype == wave.dtype
+    assert 10 * np.log10(wave.double().square().mean().item() / np.mean(noise ** 2)) == pytest.approx(20.0, abs=0.01)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    frequency = np.fft.rfftfreq(noise.size, 1 / rate)
+    low, high = power[(frequency > 200) & (frequency < 400)].mean(), power[(frequency > 3200) & (frequency < 6400)].mean()
+    # an octave band 4 octaves up holds 16x the bins: power per bin falls by 16^slope
+    assert 10 * np.log10(low / high) == pytest.approx(10 * np.log10(16 ** slope), abs=1.5)
+    again = audio.add_noise(wave, 20.0, slope, np.random.default_rng(0))
+    assert torch.equal(noisy, again)
+    assert audio.add_noise(wave[:0], 20.0, slope, np.random.default_rng(0)).numel() == 0

@@ -17,6 +17,7 @@ RUN = REPO / "recipes" / "fsdd" / "run.sh"
 FSDD = corpora.fsdd.root / "recordings"
 SPEAKERS = ["george", "jackson", "yweweler"]
 INDICES = range(7)  # 0-4 are FSDD's test part (our dev set), 5-6 its train part
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def make_archive(out: Path) -> Path:
@@ -63,10 +64,13 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
 
     data = tmp_path / "data"
     sets = {name: [json.loads(line) for line in (data / f"{name}.jsonl").read_text().splitlines()]
-            for name in ("train", "dev", "test", "isolated")}
+            for name in ("train", "dev", "test", "isolated", "recorded")}
     assert len(sets["train"]) == 24 + int(espeak) and len(sets["dev"]) == 4 and len(sets["test"]) == 6
     assert [len(r["text"].split()) for r in sets["isolated"]] == [1, 1, 1]
     assert {r["speaker"] for r in sets["isolated"]} == {"yweweler"}
+    unpacked = tmp_path / "downloads" / "unpacked" / "free-spoken-digit-dataset-1.0.10" / "recordings"
+    assert [r["audio"] for r in sets["recorded"]] == sorted(str(p.resolve()) for p in unpacked.glob("*_yweweler_*.wav"))
+    assert all(r["text"] == WORDS[int(Path(r["audio"]).name[0])] for r in sets["recorded"])
     assert {r["speaker"] for r in sets["test"]} == {"yweweler"}
     assert "yweweler" not in {r["speaker"] for r in sets["train"] + sets["dev"]}
     trained = [json.loads(line) for line in (data / ("train_an4.jsonl" if with_an4 else "train.jsonl")).read_text().splitlines()]
@@ -76,8 +80,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
     assert "yweweler" not in {r["speaker"] for r in trained}
     for record in sets["test"]:
         words = record["text"].split()
-        assert 1 <= len(words) <= 3 and set(words) <= {"zero", "one", "two", "three", "four", "five", "six",
-                                                      "seven", "eight", "nine"}
+        assert 1 <= len(words) <= 3 and set(words) <= set(WORDS)
     exp = tmp_path / "exp"
     assert (exp / "model.pt").exists() and (exp / "partner" / "model.pt").exists()
     assert "subtract_mean: true" in (exp / "partner" / "config.yaml").read_text()
@@ -89,6 +92,7 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
         assert (exp / "decode" / "test" / method / "summary.json").exists(), method
     results = (exp / "RESULTS.md").read_text()
     assert "| test | greedy | 6 |" in results and "| isolated | greedy | 3 |" in results
+    assert f"| recorded | greedy | {10 * len(INDICES)} |" in results
     assert "| test | beam 2 + ensemble of 2 + speeds 0.9,1 | 6 |" in results
 
     again = run_recipe(tmp_path, *args)

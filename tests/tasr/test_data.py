@@ -179,6 +179,40 @@ def test_narrowband_share_is_drawn_per_epoch_and_leaves_speeds_alone(tmp_path):
     assert data.SpeechDataset(items, None, 16000, narrowband=(0.0, 8000)).narrowband is None
 
 
+def test_gain_is_drawn_per_utterance_and_epoch_within_its_range(tmp_path):
+    tone(tmp_path / "a.wav", 1.0)
+    items = [{"id": f"u{i}", "audio": str(tmp_path / "a.wav"), "duration": 1.0, "text": "a"} for i in range(40)]
+    plain = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, seed=3)
+    louder = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, seed=3, gain_db=(-20, 6))
+    peak = plain[0]["waveform"].abs().max()
+    gains = lambda: [20 * torch.log10(louder[i]["waveform"].abs().max() / peak).item()  # noqa: E731
+                     for i in range(len(items))]
+    first = gains()
+    assert all(-20 - 1e-4 <= g <= 6 + 1e-4 for g in first) and max(first) - min(first) > 10
+    assert min(first) < -10 and max(first) > 0  # the range is used, not a fixed gain
+    assert gains() == first
+    louder.set_epoch(1)
+    assert gains() != first
+    assert torch.equal(plain[0]["waveform"], data.SpeechDataset(items, None, 16000, gain_db=None)[0]["waveform"])
+
+
+def test_noise_share_is_drawn_per_epoch(tmp_path):
+    tone(tmp_path / "a.wav", 1.0)
+    items = [{"id": f"u{i}", "audio": str(tmp_path / "a.wav"), "duration": 1.0, "text": "a"} for i in range(40)]
+    plain = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, seed=3)
+    noisy = data.SpeechDataset(items, CharTokenizer(["a"]), 16000, seed=3, noise=(0.5, (10, 20)))
+    snrs = lambda: [10 * torch.log10(plain[i]["waveform"].square().mean()  # noqa: E731
+                                     / (noisy[i]["waveform"] - plain[i]["waveform"]).square().mean().clamp(min=1e-30)).item()
+                    for i in range(len(items))]
+    first = snrs()
+    assert 10 <= sum(s < 100 for s in first) <= 30  # about half of them
+    assert all(10 - 0.1 <= s <= 20 + 0.1 for s in first if s < 100)
+    assert snrs() == first
+    noisy.set_epoch(1)
+    assert snrs() != first
+    assert data.SpeechDataset(items, None, 16000, noise=(0.0, (10, 20))).noise is None
+
+
 # ---------------------------------------------------------------- batching
 
 def test_dynamic_batches_bound_padded_frames_and_cover_everything():

@@ -30,18 +30,26 @@ NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 RATE = 8000  # FSDD's sample rate
 
 
+def recording_files(corpus: Path, speakers, indices) -> list[tuple[Path, int, str]]:
+    """(path, digit, speaker) of the chosen speakers' recordings with the chosen indices, sorted by path."""
+    folder = corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
+    found = []
+    for path in sorted(folder.glob("*.wav")):
+        match = NAME.match(path.name)
+        if match and match.group(2) in speakers and int(match.group(3)) in indices:
+            found.append((path, int(match.group(1)), match.group(2)))
+    return found
+
+
 def recordings(corpus: Path, speakers, indices) -> dict:
     """{speaker: {digit: [waveform float32 at 8 kHz]}} for the chosen speakers and indices."""
     table = defaultdict(lambda: defaultdict(list))
     folder = corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
-    for path in sorted(folder.glob("*.wav")):
-        match = NAME.match(path.name)
-        if not match or match.group(2) not in speakers or int(match.group(3)) not in indices:
-            continue
+    for path, digit, speaker in recording_files(corpus, speakers, indices):
         waveform, rate = soundfile.read(str(path), dtype="float32")
         if rate != RATE:
             waveform = soxr.resample(waveform, rate, RATE)
-        table[match.group(2)][int(match.group(1))].append(waveform)
+        table[speaker][digit].append(waveform)
     missing = [s for s in speakers if len(table[s]) != 10]
     if missing:
         raise SystemExit(f"{folder}: no recordings of every digit for speaker(s) {', '.join(missing)} "
@@ -113,7 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus-dir", required=True, type=Path, help="FSDD copy (holding recordings/)")
     parser.add_argument("--speakers", required=True, help="comma-separated, e.g. george,jackson")
     parser.add_argument("--indices", default="0-49", help="recording indices to use, e.g. 5-49")
-    parser.add_argument("--num", type=int, required=True, help="utterances to build from FSDD")
+    parser.add_argument("--num", type=int, default=0, help="utterances to build from FSDD")
     parser.add_argument("--min-digits", type=int, default=1)
     parser.add_argument("--max-digits", type=int, default=7)
     parser.add_argument("--perturb", type=float, default=0.0, help="per-digit speed change, e.g. 0.15 for +-15%%")
@@ -130,6 +138,9 @@ def main(argv=None) -> int:
                              "as FSDD's own files do")
     parser.add_argument("--noise-db", type=float, default=-70.0, help="background noise level, dB of full scale")
     parser.add_argument("--espeak-num", type=int, default=0, help="extra utterances spoken by espeak-ng")
+    parser.add_argument("--as-recorded", action="store_true",
+                        help="no new audio: a manifest of the speakers' recordings themselves, each once, as "
+                             "recorded (their own level, noise and edges)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", required=True, help="utterance id prefix, e.g. train")
     parser.add_argument("--out-dir", required=True, type=Path)
@@ -138,6 +149,11 @@ def main(argv=None) -> int:
 
     first, last = (int(x) for x in args.indices.split("-"))
     speakers = args.speakers.split(",")
+    if args.as_recorded:
+        return write_manifest(args.manifest, [
+            {"id": path.stem, "audio": str(path.resolve()), "duration": round(soundfile.info(str(path)).duration, 4),
+             "text": WORDS[digit], "speaker": speaker}
+            for path, digit, speaker in recording_files(args.corpus_dir, speakers, range(first, last + 1))])
     table = recordings(args.corpus_dir, speakers, range(first, last + 1))
     rng, nprng = random.Random(args.seed), np.random.default_rng(args.seed)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,13 +174,18 @@ def main(argv=None) -> int:
         waveform = soxr.resample(waveform, rate, 16000)
         waveform = waveform / max(1e-4, float(np.abs(waveform).max())) * 0.5 * 10 ** (rng.uniform(-12, 0) / 20)
         records.append(_write(args, f"espeak-{args.name}-{n:05d}", waveform, 16000, digits, voice["voice"]))
-    temporary = args.manifest.with_suffix(".tmp")
+    return write_manifest(args.manifest, records)
+
+
+def write_manifest(path: Path, records: list[dict]) -> int:
+    """Write the records as JSONL (atomically) and say how much audio they hold."""
+    temporary = path.with_suffix(".tmp")
     with open(temporary, "w") as file:
         for record in records:
             file.write(json.dumps(record) + "\n")
-    temporary.replace(args.manifest)
+    temporary.replace(path)
     minutes = sum(r["duration"] for r in records) / 60
-    print(f"{args.manifest}: {len(records)} utterances, {minutes:.1f} minutes")
+    print(f"{path}: {len(records)} utterances, {minutes:.1f} minutes")
     return 0
 
 
