@@ -148,6 +148,7 @@ KINDS = {
     "number >= 0": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "positive number": (lambda v: _number(v) and v > 0, "a positive number"),
     "fraction": (lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
+    "probability": (lambda v: _number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -172,9 +173,9 @@ SETTINGS = {  # setting: its kind ("... or null": null too); model.* only when g
     "model.sample_rate": "positive count",
     "model.ctc_dropout": "fraction",
     "inter_ctc.weight": "fraction",
-    "narrowband.prob": "fraction",
+    "narrowband.prob": "probability",
     "narrowband.rate": "positive count",
-    "noise.prob": "fraction",
+    "noise.prob": "probability",
 }
 
 CHOICES = {

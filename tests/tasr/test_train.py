@@ -177,17 +177,21 @@ def test_a_checkpoint_holding_code_is_refused_without_torchs_advice(tmp_path):
     ("inter_ctc.layers=3", "inter_ctc.layers must be a list of block numbers (1 = the first block), e.g. [3], got 3"),
     ("inter_ctc.layers=[0]", "inter_ctc.layers must be a list of block numbers"),
     ("inter_ctc.weight=1", "inter_ctc.weight must be a number from 0 to below 1, got 1"),
-    ("narrowband.prob=1.5", "narrowband.prob must be a number from 0 to below 1, got 1.5"),
+    ("narrowband.prob=1.5", "narrowband.prob must be a number from 0 to 1, got 1.5"),
     ("narrowband.rate=0", "narrowband.rate must be a whole number >= 1, got 0"),
     ("gain_db=6", "gain_db must be null or [low, high] in dB with low <= high, e.g. [-20, 6], got 6"),
     ("gain_db=[6,-20]", "gain_db must be null or [low, high] in dB with low <= high"),
-    ("noise.prob=1", "noise.prob must be a number from 0 to below 1, got 1"),
+    ("noise.prob=-0.1", "noise.prob must be a number from 0 to 1, got -0.1"),
     ("noise.snr_db=null", "noise.snr_db must be [low, high] in dB with low <= high, e.g. [10, 40], got null"),
 ])
 def test_config_values_of_the_wrong_type_are_named(override, message):
     with pytest.raises(TasrError) as error:
         check_config(load_config(None, [override]))
     assert str(error.value).startswith(f"config: {message}")
+
+
+def test_a_probability_of_one_augments_every_utterance():
+    check_config(load_config(None, ["noise.prob=1", "narrowband.prob=1.0"]))
 
 
 def test_whole_numbers_written_as_floats_become_ints():
