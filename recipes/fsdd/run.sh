@@ -102,7 +102,7 @@ connected_digits() {
     --indices 0-49 --num "$num_isolated" --seed "$((test_seed + 1))" --name isolated --min-digits 1 --max-digits 1 --bare 1 \
     --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
   once "$data_dir/recorded.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
-    --indices 0-49 --as-recorded --name recorded --out-dir "$data_dir" --manifest "$data_dir/recorded.jsonl"
+    --indices 0-49 --as-recorded --manifest "$data_dir/recorded.jsonl"
   if [ "$an4" = true ]; then an4_utterances; fi
 }
 

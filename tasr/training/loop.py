@@ -254,8 +254,8 @@ class Trainer:
         """The utterances of `split` that fit their transcripts, with `augment` (SpeechDataset's keyword
         arguments: speed_factors, narrowband, gain_db, noise) for training."""
         shift = self.model.frame_shift_s
-        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, seed=self.config["seed"],
-                                     frame_shift_s=shift, **(augment or {}))
+        options = {"seed": self.config["seed"], "frame_shift_s": shift, **(augment or {})}
+        dataset = data.SpeechDataset(items, self.tokenizer, self.sample_rate, **options)
         keep = []
         for i, item in enumerate(dataset.items):
             if not dataset.tokens[i]:
@@ -268,8 +268,7 @@ class Trainer:
         if not keep:
             raise TasrError(f"no usable {split} utterances left (see the messages above)")
         if len(keep) < len(dataset.items):
-            dataset = data.SpeechDataset([dataset.items[i] for i in keep], self.tokenizer, self.sample_rate,
-                                         seed=self.config["seed"], frame_shift_s=shift, **(augment or {}))
+            dataset = data.SpeechDataset([dataset.items[i] for i in keep], self.tokenizer, self.sample_rate, **options)
         return dataset
 
     def _set_cmvn(self, train_items):

@@ -190,7 +190,7 @@ def test_config_values_of_the_wrong_type_are_named(override, message):
     assert str(error.value).startswith(f"config: {message}")
 
 
-def test_a_probability_of_one_augments_every_utterance():
+def test_a_probability_of_one_is_accepted():
     check_config(load_config(None, ["noise.prob=1", "narrowband.prob=1.0"]))
 
 

@@ -24,17 +24,22 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tts  # noqa: E402
+from tasr.files import atomic_write  # noqa: E402
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 RATE = 8000  # FSDD's sample rate
 
 
+def recordings_folder(corpus: Path) -> Path:
+    """The folder of FSDD's WAV files: `corpus`/recordings, or `corpus` itself."""
+    return corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
+
+
 def recording_files(corpus: Path, speakers, indices) -> list[tuple[Path, int, str]]:
     """(path, digit, speaker) of the chosen speakers' recordings with the chosen indices, sorted by path."""
-    folder = corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
     found = []
-    for path in sorted(folder.glob("*.wav")):
+    for path in sorted(recordings_folder(corpus).glob("*.wav")):
         match = NAME.match(path.name)
         if match and match.group(2) in speakers and int(match.group(3)) in indices:
             found.append((path, int(match.group(1)), match.group(2)))
@@ -44,7 +49,6 @@ def recording_files(corpus: Path, speakers, indices) -> list[tuple[Path, int, st
 def recordings(corpus: Path, speakers, indices) -> dict:
     """{speaker: {digit: [waveform float32 at 8 kHz]}} for the chosen speakers and indices."""
     table = defaultdict(lambda: defaultdict(list))
-    folder = corpus / "recordings" if (corpus / "recordings").is_dir() else corpus
     for path, digit, speaker in recording_files(corpus, speakers, indices):
         waveform, rate = soundfile.read(str(path), dtype="float32")
         if rate != RATE:
@@ -52,7 +56,7 @@ def recordings(corpus: Path, speakers, indices) -> dict:
         table[speaker][digit].append(waveform)
     missing = [s for s in speakers if len(table[s]) != 10]
     if missing:
-        raise SystemExit(f"{folder}: no recordings of every digit for speaker(s) {', '.join(missing)} "
+        raise SystemExit(f"{recordings_folder(corpus)}: no recordings of every digit for speaker(s) {', '.join(missing)} "
                          f"with indices {min(indices)}-{max(indices)}")
     return table
 
@@ -142,10 +146,12 @@ def main(argv=None) -> int:
                         help="no new audio: a manifest of the speakers' recordings themselves, each once, as "
                              "recorded (their own level, noise and edges)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--name", required=True, help="utterance id prefix, e.g. train")
-    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--name", help="utterance id prefix, e.g. train (not with --as-recorded)")
+    parser.add_argument("--out-dir", type=Path, help="folder of the new WAV files (not with --as-recorded)")
     parser.add_argument("--manifest", required=True, type=Path)
     args = parser.parse_args(argv)
+    if not args.as_recorded and (args.name is None or args.out_dir is None):
+        parser.error("--name and --out-dir are required (unless --as-recorded)")
 
     first, last = (int(x) for x in args.indices.split("-"))
     speakers = args.speakers.split(",")
@@ -179,11 +185,8 @@ def main(argv=None) -> int:
 
 def write_manifest(path: Path, records: list[dict]) -> int:
     """Write the records as JSONL (atomically) and say how much audio they hold."""
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "w") as file:
-        for record in records:
-            file.write(json.dumps(record) + "\n")
-    temporary.replace(path)
+    with atomic_write(path) as file:
+        file.writelines(json.dumps(record) + "\n" for record in records)
     minutes = sum(r["duration"] for r in records) / 60
     print(f"{path}: {len(records)} utterances, {minutes:.1f} minutes")
     return 0
