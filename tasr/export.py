@@ -32,7 +32,6 @@ scale and snip_edges; its C++ command line has no snip_edges).
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -49,7 +48,9 @@ from tasr import __version__
 from tasr.errors import TasrError
 from tasr.files import atomic_write, make_folder
 from tasr.text import UNK, tokenizer_from_state
+from tasr.onnx_runtime import STREAMING_FILE, STREAMING_INT8_FILE, OnnxStream, require, session
 from tasr.recognizer import Recognizer
+from tasr.transcription import stream
 
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -168,7 +169,7 @@ def export(model, folder, int8: bool = False, opset: int = OPSET) -> dict:
     `model` is a `SpeechRecognizer` (moved to the CPU, eval mode); returns {file name: path} of
     what was written.
     """
-    onnx = _require("onnx")
+    onnx = require("onnx")
     make_folder(folder)
     graph = ExportedGraph(model.cpu().eval()).eval()
     batch = torch.export.Dim("batch")
@@ -198,8 +199,8 @@ def export(model, folder, int8: bool = False, opset: int = OPSET) -> dict:
 def quantize(source, target) -> str:
     """onnxruntime's dynamic int8 quantisation of `source` into `target` (written atomically), with
     the metadata of `source`."""
-    onnx = _require("onnx")
-    quantization = _require("onnxruntime.quantization")
+    onnx = require("onnx")
+    quantization = require("onnxruntime.quantization")
     props = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(target)), prefix=".quantize.") as temp:
         out = os.path.join(temp, os.path.basename(target))
@@ -216,9 +217,9 @@ def quantize(source, target) -> str:
 
 def read_metadata(path) -> dict:
     """The metadata of an ONNX file (string values); TasrError when it is not a tasr export."""
-    ort = _require("onnxruntime")
-    session = _session(ort, path, threads=1)
-    values = dict(session.get_modelmeta().custom_metadata_map)
+    ort = require("onnxruntime")
+    runner = session(ort, path, threads=1)
+    values = dict(runner.get_modelmeta().custom_metadata_map)
     if values.get("model_author") != "tasr" or "tasr_config" not in values:
         raise TasrError(f"{path}: not a model exported by tasr (no tasr metadata)")
     return values
@@ -235,20 +236,22 @@ class OnnxModel(Recognizer):
     `features` gives raw fbank frames (the CMVN is inside the graph), which `encode_features` takes;
     `encoder` is the model's `models.encoder.Encoder` on the meta device (no weights): its
     receptive field, subsampling and output lengths. `threads` sets onnxruntime's intra-op
-    threads (None: its default, every core). Offline only: no `stream`.
+    threads (None: its default, every core). `stream` runs `streaming.onnx` from the same folder
+    (`tasr export --streaming`), whose chunk size was fixed at export.
     """
 
     device = torch.device("cpu")  # where inputs go; onnxruntime runs on the CPU
     streams = False  # the graph is offline: long files go in windows (`Transcriber.can_stream`)
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):
-        ort = _require("onnxruntime")
+        ort = require("onnxruntime")
         if os.path.isfile(folder):
             raise TasrError(f"{folder}: is a file; the ONNX runtimes take the folder written by "
                             f"`tasr export MODEL -o DIR` (holding {MODEL_FILE} and {TOKENS_FILE})")
+        self.folder, self.int8, self.threads = folder, int8, threads
         self.path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
         self.metadata = read_metadata(self.path)
-        self.session = _session(ort, self.path, threads)
+        self.session = session(ort, self.path, threads)
         self.config = json.loads(self.metadata["tasr_config"])
         self.tokenizer = tokenizer_from_state(json.loads(self.metadata["tasr_tokenizer"]))
         self.sample_rate = int(self.metadata["sample_rate"])
@@ -260,6 +263,7 @@ class OnnxModel(Recognizer):
         with torch.device("meta"):
             self.encoder = Encoder(**encoder_config)
         self._decoders = {}  # DecodingOptions -> decoder
+        self._stream = None  # an OnnxStream whose session the streams share, once one is asked for
 
     def log_probs(self, feats, lengths):
         """feats [N, T, F] (T >= `min_frames`), lengths [N] frames -> (log_probs [N, T', V], out_lengths [N]) tensors."""
@@ -293,6 +297,18 @@ class OnnxModel(Recognizer):
         log_probs, out_lengths = self(waveforms, lengths)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
 
+    stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
+
+    def log_prob_stream(self) -> OnnxStream:
+        """Raw fbank frames in, CTC log-probs out, chunk by chunk, through the folder's streaming graph."""
+        if self._stream is None:
+            path = os.path.join(self.folder, STREAMING_INT8_FILE if self.int8 else STREAMING_FILE)
+            if not os.path.isfile(path):
+                raise TasrError(f"{path}: not found; streaming in onnxruntime needs the streaming graph "
+                                "(tasr export --streaming)")
+            self._stream = OnnxStream(self.folder, int8=self.int8, threads=self.threads)
+        return self._stream.new_stream()
+
 
 
 def sherpa_feature_options(values: dict) -> dict:
@@ -309,7 +325,7 @@ def sherpa_feature_options(values: dict) -> dict:
 
 def sherpa_recognizer(folder, int8: bool = False, threads: int = 1):
     """A `sherpa_onnx.OfflineRecognizer` (greedy CTC) for an exported model, with its front-end options."""
-    sherpa_onnx = _require("sherpa_onnx")
+    sherpa_onnx = require("sherpa_onnx")
     model = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
     tokens = os.path.join(folder, TOKENS_FILE)
     if not os.path.isfile(tokens):
@@ -325,30 +341,6 @@ def sherpa_recognizer(folder, int8: bool = False, threads: int = 1):
     recognizer.recognizer = sherpa_onnx.lib._sherpa_onnx.OfflineRecognizer(config)
     recognizer.config = config
     return recognizer
-
-
-def _session(ort, path, threads):
-    if not os.path.isfile(path):
-        raise TasrError(f"{path}: not found (tasr export writes it)")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TasrError(f"{path}: not a readable ONNX model ({reason})") from None
-
-
-def _require(module: str):
-    """Import an optional dependency of export, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise TasrError(f"ONNX export and runtimes need {module.split('.')[0]}: "
-                        "pip install 'tasr[export]' (onnx, onnxruntime, sherpa-onnx)") from None
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from tasr.errors import TasrError
 from tasr.files import atomic_write
 from tasr.text import tokenizer_from_state
 from tasr.recognizer import Recognizer
+from tasr.streaming import EncoderLogProbs
 from tasr.transcription import stream
 
 FORMAT = "tasr-model"
@@ -153,6 +154,10 @@ class SpeechRecognizer(Recognizer, nn.Module):
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
 
     stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
+
+    def log_prob_stream(self) -> EncoderLogProbs:
+        """Raw fbank frames in, CTC log-probs out, chunk by chunk (eval mode; `tasr.streaming`)."""
+        return EncoderLogProbs(self)
 
     # ---- the model file --------------------------------------------------------------------
     def file_state(self, info: dict | None = None) -> dict:

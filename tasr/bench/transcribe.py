@@ -25,8 +25,9 @@ by onnxruntime (fp32, int8 weights; `tasr transcribe --runtime ...`, the whole p
 times) and by sherpa-onnx (its own fbank and greedy search, text only), beside PyTorch eager;
 with the sizes of model.pt, model.onnx and model.int8.onnx. Whether int8 changes the WER is a
 matter for `tasr decode`, not this table. `onnxruntime-stream` adds the streaming export
-(`tasr export --streaming`, --stream-chunk-ms chunks) fed chunk by chunk through the online
-front-end, with greedy text: streaming in onnxruntime, to set beside the offline rows.
+(`tasr export --streaming`, --stream-chunk-ms chunks) fed chunk by chunk through `OnnxModel.stream`
+(as `tasr transcribe --runtime onnxruntime --streaming`); with `onnxruntime` beside it, the
+streaming table also gives its ratio to onnxruntime offline, checked against --max-stream-ratio.
 """
 
 import os
@@ -35,7 +36,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import soundfile
 import torch
 from torch import nn
@@ -43,10 +43,10 @@ from torch import nn
 from tasr import audio
 from tasr import export
 from tasr import export_streaming
+from tasr.onnx_runtime import STREAMING_FILE
 from tasr.bench.child import run_in_child
 from tasr.errors import TasrError
 from tasr.model import SpeechRecognizer, load_file, load_model
-from tasr.models.ctc import greedy_decode
 from tasr.models.streaming import linear, stream_linear
 from tasr.subtitles import FORMATS, TranscriptWriters
 from tasr.text import CharTokenizer
@@ -231,7 +231,7 @@ def main(args) -> int:
         print(f"{head} {r['wall']:>8.2f} {r['rtf']:>8.4f} {r['peak_rss_mb']:>11.0f}{gpu}")
     print(full_attention_note(model, max(args.durations)))
     offline_failed = check_offline(args, rows)
-    stream_failed = print_streaming(model, args, rows, streamed, floors)
+    stream_failed = print_streaming(model, args, stream_pairs(rows, streamed, floors, runtime_rows))
     print_runtimes(runtime_rows, sizes)
     print_files(file_rows)
     return 1 if offline_failed or stream_failed else 0
@@ -265,44 +265,61 @@ def stream_specs(model, model_path, args, specs) -> list[dict]:
     return new
 
 
-def print_streaming(model, args, rows, streamed, floors) -> bool:
-    """The streaming table beside offline on the same thread count, with `floors` ({seconds: result of
-    `measure_linear_floor`}); True when a ratio exceeds --max-stream-ratio."""
+def stream_pairs(rows, streamed, floors, runtime_rows) -> list[tuple]:
+    """(runtime, seconds, offline result, streaming result, linear floor or None) on STREAM_THREADS thread(s):
+    PyTorch's streaming runs beside its offline `rows` (floors: {seconds: `measure_linear_floor` result}),
+    then onnxruntime-stream beside onnxruntime offline where --runtimes measured both."""
+    offline = {s["seconds"]: r for s, r in rows
+               if s["device"] == "cpu" and s["threads"] == STREAM_THREADS and s["attention"] == "truncated"}
+    pairs = []
+    for spec, r in streamed:
+        floor = floors[spec["seconds"]]
+        peer = offline.get(spec["seconds"], {"error": "no offline peer"})
+        if "error" in floor:
+            r = floor
+        pairs.append(("torch", spec["seconds"], peer, r, None if "error" in floor or "error" in peer
+                      else floor["wall"] / peer["wall"]))
+    runs = {(s["runtime"], s["seconds"]): r for s, r in runtime_rows if s["threads"] == STREAM_THREADS}
+    for (runtime, seconds), r in runs.items():
+        if runtime == "onnxruntime-stream" and ("onnxruntime", seconds) in runs:
+            pairs.append(("onnxruntime", seconds, runs[("onnxruntime", seconds)], r, None))
+    return pairs
+
+
+def print_streaming(model, args, pairs) -> bool:
+    """The streaming table, each runtime's streaming beside its offline RTF on the same thread count
+    (`stream_pairs`); True when a ratio exceeds --max-stream-ratio."""
     if not args.stream_chunk_ms:
         return False
-    if not streamed:
+    if not pairs:
         print("streaming: not measured, the model's attention context is unlimited (left or right None)")
         return False
     lookahead = model.encoder.lookahead_ms
     latency = args.stream_chunk_ms + lookahead
     print(f"\nstreaming on {STREAM_THREADS} CPU thread(s), {args.stream_chunk_ms} ms chunks; latency = chunk + "
           f"look-ahead {lookahead:g} ms = {latency:g} ms")
-    print(f"{'input s':>8} {'offline RTF':>11} {'stream RTF':>10} {'ratio':>6} {'linear floor':>12} "
+    print(f"{'runtime':<12} {'input s':>8} {'offline RTF':>11} {'stream RTF':>10} {'ratio':>6} {'linear floor':>12} "
           f"{'latency ms':>10} {'peak RSS MB':>11}")
-    offline = {s["seconds"]: r for s, r in rows
-               if s["device"] == "cpu" and s["threads"] == STREAM_THREADS and s["attention"] == "truncated"}
     failed = []
-    for spec, r in streamed:
-        peer = offline.get(spec["seconds"], {"error": "no offline peer"})
-        floor_run = floors[spec["seconds"]]
-        error = r.get("error") or peer.get("error") or floor_run.get("error")
+    for runtime, seconds, peer, r, floor in pairs:
+        head = f"{runtime:<12} {seconds:>8g}"
+        error = r.get("error") or peer.get("error")
         if error:
-            print(f"{spec['seconds']:>8g} failed: {error}")
-            failed.append(spec["seconds"])
+            print(f"{head} failed: {error}")
+            failed.append(f"{runtime} {seconds:g} s")
             continue
         ratio = r["rtf"] / peer["rtf"]
         if ratio > args.max_stream_ratio:
-            failed.append(spec["seconds"])
-        floor = floor_run["wall"] / peer["wall"]
-        print(f"{spec['seconds']:>8g} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {floor:>12.2f} "
+            failed.append(f"{runtime} {seconds:g} s")
+        floor = "-" if floor is None else f"{floor:.2f}"
+        print(f"{head} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {floor:>12} "
               f"{latency:>10g} {r['peak_rss_mb']:>11.0f}")
-    print("linear floor: the encoder's linear layers alone, on the chunks' frames, against the whole offline "
-          "transcription (a lower bound on the ratio)")
+    print("linear floor: the encoder's linear layers alone in PyTorch, on the chunks' frames, against the whole "
+          "offline transcription (a lower bound on the ratio)")
     if failed:
-        print(f"FAIL: streaming more than {args.max_stream_ratio}x offline RTF "
-              f"({', '.join(f'{s:g} s' for s in failed)})")
+        print(f"FAIL: streaming more than {args.max_stream_ratio}x offline RTF ({', '.join(failed)})")
         return True
-    print(f"ok: streaming at most {args.max_stream_ratio}x offline RTF for every input length")
+    print(f"ok: streaming at most {args.max_stream_ratio}x offline RTF for every runtime and input length")
     return False
 
 
@@ -319,7 +336,7 @@ def runtime_specs(model, model_path, args, folder) -> tuple[list[dict], dict]:
     print(f"exporting to ONNX for {', '.join(runtimes)}", file=sys.stderr)
     written = export.export(model, onnx, int8=True)
     if "onnxruntime-stream" in runtimes:
-        written[export_streaming.STREAMING_FILE] = export_streaming.export_streaming(
+        written[STREAMING_FILE] = export_streaming.export_streaming(
             model, onnx, args.stream_chunk_ms or export_streaming.DEFAULT_CHUNK_MS)
     sizes = {os.path.basename(model_path): os.path.getsize(model_path)}
     sizes.update((name, os.path.getsize(path)) for name, path in written.items() if name.endswith(".onnx"))
@@ -336,19 +353,11 @@ def measure_runtime(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
         runtime, threads = spec["runtime"], spec["threads"]
         if runtime == "onnxruntime-stream":
-            model = SpeechRecognizer.load(spec["model"])
+            model = export.OnnxModel(spec["onnx"], threads=threads)
             rate = model.sample_rate
-            chunk = round(rate * spec["chunk_ms"] / 1000)
-            stream = export_streaming.OnnxStream(spec["onnx"], threads=threads)
 
-            def words(wave):  # online fbank, the exported chunk step, greedy text
-                frontend = audio.OnlineFbank(rate, **dict(model.config.get("fbank") or {}))
-                stream.reset()
-                pieces = [stream.accept(frontend.accept_waveform(wave[i:i + chunk]).numpy())
-                          for i in range(0, wave.shape[0], chunk)]
-                pieces += [stream.accept(frontend.input_finished().numpy()), stream.finish()]
-                log_probs = torch.from_numpy(np.concatenate(pieces))
-                return len(model.tokenizer.decode(greedy_decode(log_probs[None], None)[0]).split())
+            def words(wave):  # `tasr transcribe --runtime onnxruntime --streaming`: partial texts, then the result
+                return len(_transcribe(model, wave, None, spec["chunk_ms"]).words)
         elif runtime == "sherpa-onnx":
             recognizer = export.sherpa_recognizer(spec["onnx"], threads=threads)
             rate = int(export.read_metadata(os.path.join(spec["onnx"], export.MODEL_FILE))["sample_rate"])
@@ -384,7 +393,7 @@ def print_runtimes(rows, sizes) -> None:
         return
     print("\nruntimes on the CPU, the same model and input (torch, onnxruntime: the whole offline transcription "
           "with word times; sherpa-onnx: its own fbank and greedy text; onnxruntime-stream: the streaming export "
-          "chunk by chunk, greedy text)")
+          "chunk by chunk, partial texts, then the result with word times)")
     print(f"{'runtime':<18} {'threads':>7} {'input s':>8} {'wall s':>8} {'RTF':>8} {'peak RSS MB':>11} {'words':>6}")
     best = {}
     for spec, r in rows:

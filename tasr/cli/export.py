@@ -7,13 +7,14 @@ sherpa-onnx as a "zipformer2_ctc" model. sherpa-onnx reads no feature options fr
 give it the ones printed at the end (its defaults are high_freq=-400 and snip_edges=False), or
 use `tasr.export.sherpa_recognizer(DIR)`, which sets them. With --streaming, also
 `streaming.onnx`: the chunk-wise model with its caches as inputs and outputs
-(`tasr.export_streaming`, run by its `OnnxStream`).
+(`tasr.export_streaming`, run by `tasr.onnx_runtime.OnnxStream`).
 """
 
 import os
 
 from tasr import export
 from tasr import export_streaming
+from tasr.onnx_runtime import STREAMING_FILE, STREAMING_INT8_FILE
 from tasr.model import SpeechRecognizer
 
 
@@ -42,14 +43,14 @@ def main(args):
                   f"{export.max_difference(model, onnx_model):.2g}")
     if args.streaming:
         path = export_streaming.export_streaming(model, args.output_dir, args.chunk_ms)
-        streamed = {export_streaming.STREAMING_FILE: path}
+        streamed = {STREAMING_FILE: path}
         if args.int8:
-            int8_path = os.path.join(args.output_dir, export_streaming.STREAMING_INT8_FILE)
-            streamed[export_streaming.STREAMING_INT8_FILE] = export.quantize(path, int8_path)
+            int8_path = os.path.join(args.output_dir, STREAMING_INT8_FILE)
+            streamed[STREAMING_INT8_FILE] = export.quantize(path, int8_path)
         for name, path in streamed.items():
             print(_size_line(path))
             difference = export_streaming.stream_difference(model, args.output_dir,
-                                                            int8=name == export_streaming.STREAMING_INT8_FILE)
+                                                            int8=name == STREAMING_INT8_FILE)
             print(f"{name}: largest log-prob difference of the stream from PyTorch offline on noise: {difference:.2g}")
     problems = export.sherpa_incompatibilities(export.fbank_options(model))
     if problems:

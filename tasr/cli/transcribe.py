@@ -25,6 +25,8 @@ pauses, keep to two lines of 42 characters and have increasing times within the 
 
 --streaming feeds each file chunk by chunk (--chunk-ms) through the online front-end and the
 encoder's stream and prints partial results as they come; the final text is the offline one.
+With --runtime onnxruntime[-int8] the encoder's stream is the folder's streaming graph
+(`tasr export --streaming`), which steps in the chunk size it was exported with.
 
 A file longer than 60 s is read block by block, resampled as it streams, and goes through the
 online front-end, the encoder's stream (chunks of the most frames whose activations fit
@@ -117,11 +119,12 @@ def main(args) -> int:
         torch.set_num_threads(args.threads)
     if args.runtime == "torch":
         model = load_model(args.model, args.device)
-    elif args.streaming or args.device not in ("auto", "cpu"):
-        raise TasrError(f"--runtime {args.runtime} runs offline on the CPU: use --runtime torch for "
-                        f"{'--streaming' if args.streaming else '--device ' + args.device}")
+    elif args.device not in ("auto", "cpu"):
+        raise TasrError(f"--runtime {args.runtime} runs on the CPU: use --runtime torch for --device {args.device}")
     else:
         model = export.OnnxModel(args.model, int8=args.runtime == "onnxruntime-int8", threads=args.threads)
+        if args.streaming:
+            model.log_prob_stream()  # no streaming graph in the folder: say so now, not once per file
     if args.memory_mb <= 0:
         raise TasrError(f"--memory-mb must be positive, not {args.memory_mb}")
     transcriber = Transcriber(model, options, max_frames=args.max_frames, snap=not args.raw_timestamps,

@@ -7,12 +7,13 @@ import re
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
-from tasr import audio
+from tasr import audio, export
 from tasr.cli import main as tasr_main
 from tasr.errors import TasrError
-from tasr.export_streaming import OnnxStream, STREAMING_FILE
+from tasr.onnx_runtime import STREAMING_FILE, OnnxStream
 from tasr.model import SpeechRecognizer
 from tasr.text import train_tokenizer
 
@@ -96,3 +97,28 @@ def test_metadata_names_the_caches_and_what_cannot_stream_is_refused(exported, t
     assert not (tmp_path / "out").exists()  # nothing half-written
     with pytest.raises(TasrError, match="streaming.onnx: not found"):
         OnnxStream(tmp_path)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnxruntime-int8"])
+def test_transcribe_streams_through_the_streaming_graph(exported, fsdd_root, tmp_path, capsys, runtime):
+    """`tasr transcribe --runtime onnxruntime --streaming`: partial results, then a final text that does not
+    depend on the chunk size; in fp32, the offline text and word times (int8 quantises the two graphs apart)."""
+    model, folder, _ = exported
+    wave = torch.cat([audio.load(p, 8000) for p in sorted((fsdd_root / "recordings").glob("*_jackson_*.wav"))[:6]])
+    soundfile.write(tmp_path / "digits.wav", wave.numpy(), 8000)
+    onnx_model = export.OnnxModel(folder, int8=runtime.endswith("int8"), threads=1)
+    partials = list(onnx_model.stream(wave[i:i + 700] for i in range(0, wave.numel(), 700)))
+    assert [r.final for r in partials] == [False] * (len(partials) - 1) + [True]
+    assert [round(r.duration * 8000) for r in partials[:-1]] == list(range(700, wave.numel(), 700)) + [wave.numel()]
+    final = partials[-1]
+    assert tasr_main(["transcribe", str(folder), str(tmp_path / "digits.wav"), "--runtime", runtime,
+                      "--streaming", "--chunk-ms", "100", "--threads", "1"]) == 0
+    assert (tmp_path / "digits.txt").read_text().strip() == final.text
+    assert re.search(r"^\[ +0\.\d\d s\] \S*digits\.wav: \S", capsys.readouterr().err, re.M)  # a partial result line
+    if runtime == "onnxruntime-int8":
+        return
+    offline = onnx_model.transcribe(wave)
+    assert final.text == offline.text == model.transcribe(wave).text and len(final.words) == len(offline.words)
+    for got, want in zip(final.words, offline.words):
+        assert (got.text, got.start, got.end) == (want.text, want.start, want.end)
+        assert got.confidence == pytest.approx(want.confidence, abs=1e-4)

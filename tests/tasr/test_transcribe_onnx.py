@@ -155,7 +155,8 @@ def test_wrong_model_or_flags_are_one_line_errors(exported, capsys):
     root, folder, files = exported
     for model, flags, message in ((root / "model.pt", [], "is a file; the ONNX runtimes take the folder"),
                                   (root, [], "model.onnx: not found"),
-                                  (folder, ["--streaming"], "use --runtime torch for --streaming"),
+                                  (folder, ["--streaming"], "streaming.onnx: not found; streaming in onnxruntime needs the "
+                                                           "streaming graph (tasr export --streaming)"),
                                   (folder, ["--device", "cuda"], "use --runtime torch for --device cuda")):
         assert tasr_main(["transcribe", str(model), str(files[0]), "--runtime", "onnxruntime", *flags]) == 2
         error = capsys.readouterr().err

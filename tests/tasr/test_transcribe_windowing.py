@@ -2,6 +2,7 @@
 
 import glob
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from tasr.models.encoder import Encoder
 from tasr.cli import main
 from tasr.model import SpeechRecognizer
 from tasr.streaming import StreamingRecognizer
-from tasr.text import CharTokenizer
+from tasr.text import CharTokenizer, train_tokenizer
 from tasr.models.windowing import encode_windowed, plan_windows
 
 FSDD = str(corpora.fsdd.root / "recordings")
@@ -95,6 +96,34 @@ def test_streaming_recognizer_equals_offline_on_speech(chunk):
     assert len(set(partials)) > 2
 
 
+class RandomLogProbs:
+    """A log-prob stream that gives each fbank frame a random token (its log-probs one-hot), blanks often."""
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size, self.generator = vocab_size, torch.Generator().manual_seed(0)
+
+    def accept(self, frames):
+        tokens = torch.randint(self.vocab_size, (frames.shape[0],), generator=self.generator)
+        tokens[torch.rand(frames.shape[0], generator=self.generator) < 0.5] = 0
+        return torch.nn.functional.one_hot(tokens, self.vocab_size).float().log()
+
+    def finish(self):
+        return torch.zeros(0, self.vocab_size)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_partial_text_is_the_decoding_of_the_tokens_so_far(kind):
+    """The partial text is decoded word by word (not the whole stream again per chunk), with the same result."""
+    tokenizer = (CharTokenizer(list(" ab'")) if kind == "char" else
+                 train_tokenizer(["the cat sat on the mat with a hat"] * 20, "bpe", vocab_size=20))
+    model = SimpleNamespace(sample_rate=8000, config={}, device=torch.device("cpu"), tokenizer=tokenizer,
+                            log_prob_stream=lambda: RandomLogProbs(tokenizer.vocab_size))
+    recognizer = StreamingRecognizer(model)
+    for chunk in 0.1 * torch.randn(30, 800, generator=torch.Generator().manual_seed(1)):
+        assert recognizer.accept(chunk) == tokenizer.decode(recognizer.tokens)
+    assert len(recognizer.text.split()) > 10
+
+
 def test_streaming_recognizer_refuses_unlimited_attention():
     config = {"sample_rate": 8000, "fbank": {"num_mel_bins": 40},
               "encoder": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_dim": 64, "left": None, "right": 2}}
@@ -113,13 +142,13 @@ def test_bench_transcribe_streaming_table(tmp_path, capsys):
     code = main(["bench", "transcribe", str(tmp_path / "model.pt"), "--durations", "2", "--threads", "1",
                  "--full-max-s", "0", "--no-cuda", "--stream-chunk-ms", "160", "--max-stream-ratio", "1e-9"])
     out = capsys.readouterr().out
-    assert code == 1 and "FAIL: streaming more than 1e-09x offline RTF (2 s)" in out
+    assert code == 1 and "FAIL: streaming more than 1e-09x offline RTF (torch 2 s)" in out
     latency = 160 + model.encoder.lookahead_ms
     assert f"latency = chunk + look-ahead {model.encoder.lookahead_ms:g} ms = {latency:g} ms" in out
-    header = next(i for i, line in enumerate(out.splitlines()) if line.split()[:2] == ["input", "s"])
+    header = next(i for i, line in enumerate(out.splitlines()) if line.split()[:3] == ["runtime", "input", "s"])
     row = out.splitlines()[header + 1].split()
-    offline, streamed, ratio, floor = float(row[1]), float(row[2]), float(row[3]), float(row[4])
-    assert row[0] == "2" and offline > 0 and streamed > 0 and floor > 0 and float(row[5]) == latency
+    offline, streamed, ratio, floor = float(row[2]), float(row[3]), float(row[4]), float(row[5])
+    assert row[:2] == ["torch", "2"] and offline > 0 and streamed > 0 and floor > 0 and float(row[6]) == latency
     assert ratio == pytest.approx(streamed / offline, rel=0.05)  # the figures as printed, rounded
 
 
@@ -130,9 +159,9 @@ def test_bench_transcribe_streaming_table_of_the_random_weight_model(capsys):
     code = main(["bench", "transcribe", "--durations", "1", "--threads", "1", "--full-max-s", "0", "--no-cuda",
                  "--file-durations", "--max-stream-ratio", "1000"])
     lines = capsys.readouterr().out.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["input", "s", "offline"])
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["runtime", "input", "s"])
     row = lines[header + 1].split()
-    assert code == 0 and row[0] == "1" and float(row[4]) > 0, lines[header + 1]
+    assert code == 0 and row[:2] == ["torch", "1"] and float(row[5]) > 0, lines[header + 1]
 
 def test_bench_transcribe_runtimes_table_with_the_streaming_export(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
@@ -142,13 +171,19 @@ def test_bench_transcribe_runtimes_table_with_the_streaming_export(tmp_path, cap
                           "conv_kernel": 7, "left": 8, "right": 2, "dropout": 0.0}}
     SpeechRecognizer(config, CharTokenizer(list(" ab"))).save(tmp_path / "model.pt")
     code = main(["bench", "transcribe", str(tmp_path / "model.pt"), "--durations", "2", "--threads", "1",
-                 "--full-max-s", "0", "--no-cuda", "--stream-chunk-ms", "0", "--file-durations",
-                 "--runtimes", "torch,onnxruntime,onnxruntime-stream", "--max-rtf", "1"])
-    out = capsys.readouterr().out
+                 "--full-max-s", "0", "--no-cuda", "--stream-chunk-ms", "160", "--file-durations",
+                 "--runtimes", "torch,onnxruntime,onnxruntime-stream", "--max-rtf", "1", "--max-stream-ratio", "1000"])
+    lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.split()[:3] == ["runtime", "threads", "input"]):]
+    rows = {line.split()[0]: line.split() for line in table
             if line.split()[:1] in (["torch"], ["onnxruntime"], ["onnxruntime-stream"])}
     assert sorted(rows) == ["onnxruntime", "onnxruntime-stream", "torch"]
     for row in rows.values():
         assert row[1:3] == ["1", "2"] and float(row[4]) > 0 and int(row[6]) >= 0  # threads, seconds, RTF, words
-    assert "streaming.onnx" in next(line for line in out.splitlines() if line.startswith("files: "))
+    assert "streaming.onnx" in next(line for line in lines if line.startswith("files: "))
+    # the streaming table pairs onnxruntime-stream with onnxruntime offline, as measured above
+    streaming = lines[next(i for i, line in enumerate(lines) if line.split()[:3] == ["runtime", "input", "s"]):]
+    pair = next(line.split() for line in streaming if line.split()[:1] == ["onnxruntime"])
+    assert pair[:2] == ["onnxruntime", "2"] and pair[2] == rows["onnxruntime"][4] and pair[3] == rows["onnxruntime-stream"][4]
+    assert float(pair[4]) == pytest.approx(float(pair[3]) / float(pair[2]), rel=0.05) and pair[5] == "-"
