@@ -130,7 +130,7 @@ def write_manifest(path, items, relative_to_manifest: bool = True) -> None:
             if folder in audio_path.parents:
                 item["audio"] = str(audio_path.relative_to(folder))
         lines.append(json.dumps(item, ensure_ascii=False))
-    write_text(path, "\n".join(lines) + "\n")
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def missing_audio(items) -> list[tuple[str, str]]:

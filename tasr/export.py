@@ -50,7 +50,6 @@ from tasr.files import atomic_write, make_folder
 from tasr.text import UNK, tokenizer_from_state
 from tasr.onnx_runtime import STREAMING_FILE, STREAMING_INT8_FILE, OnnxStream, require, session
 from tasr.recognizer import Recognizer
-from tasr.transcription import stream
 
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -297,8 +296,6 @@ class OnnxModel(Recognizer):
         log_probs, out_lengths = self(waveforms, lengths)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
 
-    stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
-
     def log_prob_stream(self) -> OnnxStream:
         """Raw fbank frames in, CTC log-probs out, chunk by chunk, through the folder's streaming graph."""
         if self._stream is None:
@@ -308,7 +305,6 @@ class OnnxModel(Recognizer):
                                 "(tasr export --streaming)")
             self._stream = OnnxStream(self.folder, int8=self.int8, threads=self.threads)
         return self._stream.new_stream()
-
 
 
 def sherpa_feature_options(values: dict) -> dict:

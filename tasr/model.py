@@ -39,7 +39,6 @@ from tasr.files import atomic_write
 from tasr.text import tokenizer_from_state
 from tasr.recognizer import Recognizer
 from tasr.streaming import EncoderLogProbs
-from tasr.transcription import stream
 
 FORMAT = "tasr-model"
 VERSION = 1
@@ -152,8 +151,6 @@ class SpeechRecognizer(Recognizer, nn.Module):
         finally:
             self.train(was_training)
         return [self.tokenizer.decode(ids) for ids in self.decode(log_probs, out_lengths, beam=beam)]
-
-    stream = stream  # (chunks) -> partial Results: `tasr.transcription.stream`
 
     def log_prob_stream(self) -> EncoderLogProbs:
         """Raw fbank frames in, CTC log-probs out, chunk by chunk (eval mode; `tasr.streaming`)."""

@@ -3,13 +3,14 @@
 `SpeechRecognizer` (tasr.model) and `OnnxModel` (tasr.export) both derive from `Recognizer`. It
 is the one owner of time: every seconds <-> frames conversion goes through the front-end's frame
 shift here. A subclass provides `frontend` (an `audio.Fbank`), `sample_rate` (Hz), `encoder`
-(for its subsampling), `tokenizer` and `_decoders` (a dict, empty at first).
+(for its subsampling), `tokenizer`, `_decoders` (a dict, empty at first) and, to stream,
+`log_prob_stream()` (raw fbank frames in, CTC log-probs out: `tasr.streaming`).
 """
 
 import torch
 
 from tasr.decoding import DecodingOptions, make_decoder
-from tasr.transcription import transcribe
+from tasr.transcription import stream, transcribe
 
 
 class Recognizer:
@@ -48,3 +49,4 @@ class Recognizer:
         return self.decoder(options or DecodingOptions(**settings))(log_probs, out_lengths)
 
     transcribe = transcribe  # (audio, beam=None, ...) -> tasr.Result: `tasr.transcription.transcribe`
+    stream = stream  # (chunks of samples) -> partial Results, then the final one: `tasr.transcription.stream`

@@ -38,6 +38,10 @@ def test_manifest_round_trip_and_relative_paths(tmp_path):
     back = data.read_manifest(tmp_path / "m.jsonl")
     assert back[0]["audio"] == str(tmp_path / "wav" / "a.wav")
     assert back[0]["speaker"] == "s1" and back[0]["duration"] == 0.5
+    data.write_manifest(tmp_path / "absolute.jsonl", items, relative_to_manifest=False)
+    assert (tmp_path / "absolute.jsonl").read_text() == json.dumps(items[0]) + "\n"  # one line per utterance
+    data.write_manifest(tmp_path / "empty.jsonl", [])
+    assert (tmp_path / "empty.jsonl").read_text() == ""
 
 
 @pytest.mark.parametrize("line, reason", [

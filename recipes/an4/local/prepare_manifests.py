@@ -7,12 +7,12 @@ a missing or unreadable utterance stops with its name.
 """
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
 
 import corpus
+from tasr import data
 
 
 def dev_speakers(speakers, count: int, seed: int) -> list[str]:
@@ -31,16 +31,11 @@ def dev_speakers(speakers, count: int, seed: int) -> list[str]:
 
 
 def write_manifest(path: Path, rows, lowercase: bool = False) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    seconds = 0.0
-    with open(temporary, "w", encoding="utf-8") as file:
-        for utterance in rows:
-            length = corpus.duration(utterance)
-            seconds += length
-            record = {"id": utterance.id, "audio": str(utterance.audio.resolve()), "duration": length,
-                      "text": utterance.text.lower() if lowercase else utterance.text, "speaker": utterance.speaker}
-            file.write(json.dumps(record) + "\n")
-    temporary.replace(path)
+    records = [{"id": utterance.id, "audio": str(utterance.audio.resolve()), "duration": corpus.duration(utterance),
+                "text": utterance.text.lower() if lowercase else utterance.text, "speaker": utterance.speaker}
+               for utterance in rows]
+    data.write_manifest(path, records, relative_to_manifest=False)
+    seconds = sum(record["duration"] for record in records)
     speakers = len({u.speaker for u in rows})
     print(f"{path}: {len(rows)} utterances, {speakers} speakers, {seconds / 60:.1f} min")
 

@@ -11,7 +11,6 @@ Written: OUT_DIR/<id>.wav (8 kHz for FSDD, 16 kHz for espeak-ng) and MANIFEST (J
 """
 
 import argparse
-import json
 import random
 import re
 import sys
@@ -24,7 +23,7 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tts  # noqa: E402
-from tasr.files import atomic_write  # noqa: E402
+from tasr import data  # noqa: E402
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
@@ -185,8 +184,7 @@ def main(argv=None) -> int:
 
 def write_manifest(path: Path, records: list[dict]) -> int:
     """Write the records as JSONL (atomically) and say how much audio they hold."""
-    with atomic_write(path) as file:
-        file.writelines(json.dumps(record) + "\n" for record in records)
+    data.write_manifest(path, records, relative_to_manifest=False)
     minutes = sum(r["duration"] for r in records) / 60
     print(f"{path}: {len(records)} utterances, {minutes:.1f} minutes")
     return 0

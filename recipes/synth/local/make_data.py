@@ -12,7 +12,6 @@ Sentences of the test sets never occur in the training set.
 """
 
 import argparse
-import json
 import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import tts  # noqa: E402
 from sentences import sentence  # noqa: E402
+from tasr import data  # noqa: E402
 
 RATE = 16000
 
@@ -91,11 +91,7 @@ def make_long(minutes, rng, out, avoid):
 
 
 def write_manifest(path, records):
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        for record in records:
-            file.write(json.dumps(record) + "\n")
-    temporary.replace(path)
+    data.write_manifest(path, records, relative_to_manifest=False)
 
 
 def main(argv=None) -> int:
