@@ -47,8 +47,8 @@ class StreamingRecognizer:
     """One stream through a model (a `SpeechRecognizer` in eval mode or an `OnnxModel`); see the module docstring."""
 
     def __init__(self, model):
-        self.model = model
-        self.frontend = audio.OnlineFbank(model.sample_rate, **dict(model.config.get("fbank") or {})).to(model.device)
+        self.model, self.device = model, model.device
+        self.frontend = audio.OnlineFbank(model.sample_rate, **dict(model.config.get("fbank") or {})).to(self.device)
         if self.frontend.module.feat_opts.subtract_mean:
             raise ValueError("the model's front-end subtracts the utterance mean (subtract_mean), "
                              "which needs the whole utterance: it cannot stream")
@@ -56,8 +56,7 @@ class StreamingRecognizer:
         self.pieces = []  # log-prob frames [k, V] so far
         self.tokens = []  # greedy tokens so far
         self.last = BLANK  # best token of the last frame (repeats across steps merge)
-        tokenizer = model.tokenizer
-        self.word_starts = {i for i, token in enumerate(tokenizer.tokens) if token.startswith(WORD_BOUNDARY)}
+        self.word_starts = {i for i, token in enumerate(model.tokenizer.tokens) if token.startswith(WORD_BOUNDARY)}
         self.settled = (0, "")  # (tokens, their text) before the last word's first token
         self.decoded = (0, "")  # (tokens, text) of the last decoding
 
@@ -89,7 +88,7 @@ class StreamingRecognizer:
     @torch.inference_mode()
     def accept(self, chunk: torch.Tensor) -> str:
         """Add waveform samples [n]; returns the partial (greedy) text so far."""
-        frames = self.frontend.accept_waveform(chunk.to(self.model.device))
+        frames = self.frontend.accept_waveform(chunk.to(self.device))
         if frames.shape[0]:
             self._take(self.log_probs.accept(frames))
         return self.text
