@@ -48,7 +48,7 @@ from tasr import __version__
 from tasr.errors import TasrError
 from tasr.files import atomic_write, make_folder
 from tasr.text import UNK, tokenizer_from_state
-from tasr.onnx_runtime import STREAMING_FILE, STREAMING_INT8_FILE, OnnxStream, require, session
+from tasr.onnx_runtime import OnnxStream, require, session
 from tasr.recognizer import Recognizer
 
 MODEL_FILE = "model.onnx"
@@ -216,8 +216,7 @@ def quantize(source, target) -> str:
 
 def read_metadata(path) -> dict:
     """The metadata of an ONNX file (string values); TasrError when it is not a tasr export."""
-    ort = require("onnxruntime")
-    runner = session(ort, path, threads=1)
+    runner = session(path, threads=1)
     values = dict(runner.get_modelmeta().custom_metadata_map)
     if values.get("model_author") != "tasr" or "tasr_config" not in values:
         raise TasrError(f"{path}: not a model exported by tasr (no tasr metadata)")
@@ -243,14 +242,13 @@ class OnnxModel(Recognizer):
     streams = False  # the graph is offline: long files go in windows (`Transcriber.can_stream`)
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):
-        ort = require("onnxruntime")
         if os.path.isfile(folder):
             raise TasrError(f"{folder}: is a file; the ONNX runtimes take the folder written by "
                             f"`tasr export MODEL -o DIR` (holding {MODEL_FILE} and {TOKENS_FILE})")
         self.folder, self.int8, self.threads = folder, int8, threads
         self.path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
         self.metadata = read_metadata(self.path)
-        self.session = session(ort, self.path, threads)
+        self.session = session(self.path, threads)
         self.config = json.loads(self.metadata["tasr_config"])
         self.tokenizer = tokenizer_from_state(json.loads(self.metadata["tasr_tokenizer"]))
         self.sample_rate = int(self.metadata["sample_rate"])
@@ -299,10 +297,6 @@ class OnnxModel(Recognizer):
     def log_prob_stream(self) -> OnnxStream:
         """Raw fbank frames in, CTC log-probs out, chunk by chunk, through the folder's streaming graph."""
         if self._stream is None:
-            path = os.path.join(self.folder, STREAMING_INT8_FILE if self.int8 else STREAMING_FILE)
-            if not os.path.isfile(path):
-                raise TasrError(f"{path}: not found; streaming in onnxruntime needs the streaming graph "
-                                "(tasr export --streaming)")
             self._stream = OnnxStream(self.folder, int8=self.int8, threads=self.threads)
         return self._stream.new_stream()
 

@@ -17,13 +17,15 @@ from tasr.errors import TasrError
 STREAMING_FILE = "streaming.onnx"
 STREAMING_INT8_FILE = "streaming.int8.onnx"
 STREAMING_MODEL_TYPE = "tasr_streaming_ctc"
+UNKNOWN_TOTAL = np.iinfo(np.int64).max  # the stream's output frames while its end is not known
 
 
-def session(ort, path, threads):
+def session(path, threads, missing: str = " (tasr export writes it)"):
     """An onnxruntime CPU session of `path` on `threads` intra-op threads (None: its default); TasrError
-    naming the file when it is missing or not readable."""
+    naming the file when it is missing ("not found" + `missing`) or not readable."""
+    ort = require("onnxruntime")
     if not os.path.isfile(path):
-        raise TasrError(f"{path}: not found (tasr export writes it)")
+        raise TasrError(f"{path}: not found{missing}")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -55,15 +57,15 @@ class OnnxStream:
     """
 
     def __init__(self, folder, int8: bool = False, threads: int | None = 1):
-        ort = require("onnxruntime")
         path = os.path.join(folder, STREAMING_INT8_FILE if int8 else STREAMING_FILE)
-        self.path, self.session = path, session(ort, path, threads)
+        self.path, self.session = path, session(path, threads, "; streaming in onnxruntime needs the "
+                                                             "streaming graph (tasr export --streaming)")
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get("model_type") != STREAMING_MODEL_TYPE:
             raise TasrError(f"{path}: not a streaming model exported by tasr (`tasr export --streaming`)")
         self.chunk, self.delay, self.step_frames = int(meta["chunk"]), int(meta["delay"]), int(meta["step_frames"])
         self.subsampling, self.right_context = int(meta["subsampling_factor"]), int(meta["min_frames"]) - 1
-        self.feature_dim = int(meta["feature_dim"])
+        self.feature_dim, self.vocab_size = int(meta["feature_dim"]), int(meta["vocab_size"])
         self.names, self.shapes = json.loads(meta["cache_names"]), json.loads(meta["cache_shapes"])
         self.reset()
 
@@ -97,9 +99,9 @@ class OnnxStream:
         self.frames_in += frames.shape[0]
         out = []
         while self.pending.shape[0] >= self.step_frames:
-            out.append(self._step(self.pending[:self.step_frames], np.iinfo(np.int64).max))
+            out.append(self._step(self.pending[:self.step_frames], UNKNOWN_TOTAL))
             self.pending = self.pending[self.step_frames:]
-        return np.concatenate(out) if out else np.zeros((0, self._vocab()), dtype=np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.vocab_size), dtype=np.float32)
 
     def finish(self) -> np.ndarray:
         """End of the stream: the remaining log-probs [k, V]."""
@@ -110,7 +112,4 @@ class OnnxStream:
             feats[:self.pending.shape[0]] = self.pending
             self.pending = self.pending[:0]
             out.append(self._step(feats, total))
-        return np.concatenate(out) if out else np.zeros((0, self._vocab()), dtype=np.float32)
-
-    def _vocab(self) -> int:
-        return self.session.get_outputs()[0].shape[-1]
+        return np.concatenate(out) if out else np.zeros((0, self.vocab_size), dtype=np.float32)

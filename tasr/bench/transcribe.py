@@ -266,19 +266,13 @@ def stream_specs(model, model_path, args, specs) -> list[dict]:
 
 
 def stream_pairs(rows, streamed, floors, runtime_rows) -> list[tuple]:
-    """(runtime, seconds, offline result, streaming result, linear floor or None) on STREAM_THREADS thread(s):
-    PyTorch's streaming runs beside its offline `rows` (floors: {seconds: `measure_linear_floor` result}),
-    then onnxruntime-stream beside onnxruntime offline where --runtimes measured both."""
+    """(runtime, seconds, offline result, streaming result, linear floor result or None) on STREAM_THREADS
+    thread(s): PyTorch's streaming runs beside its offline `rows` (floors: {seconds: `measure_linear_floor`
+    result}), then onnxruntime-stream beside onnxruntime offline where --runtimes measured both."""
     offline = {s["seconds"]: r for s, r in rows
                if s["device"] == "cpu" and s["threads"] == STREAM_THREADS and s["attention"] == "truncated"}
-    pairs = []
-    for spec, r in streamed:
-        floor = floors[spec["seconds"]]
-        peer = offline.get(spec["seconds"], {"error": "no offline peer"})
-        if "error" in floor:
-            r = floor
-        pairs.append(("torch", spec["seconds"], peer, r, None if "error" in floor or "error" in peer
-                      else floor["wall"] / peer["wall"]))
+    pairs = [("torch", spec["seconds"], offline.get(spec["seconds"], {"error": "no offline peer"}), r,
+              floors[spec["seconds"]]) for spec, r in streamed]
     runs = {(s["runtime"], s["seconds"]): r for s, r in runtime_rows if s["threads"] == STREAM_THREADS}
     for (runtime, seconds), r in runs.items():
         if runtime == "onnxruntime-stream" and ("onnxruntime", seconds) in runs:
@@ -303,7 +297,7 @@ def print_streaming(model, args, pairs) -> bool:
     failed = []
     for runtime, seconds, peer, r, floor in pairs:
         head = f"{runtime:<12} {seconds:>8g}"
-        error = r.get("error") or peer.get("error")
+        error = r.get("error") or peer.get("error") or (floor or {}).get("error")
         if error:
             print(f"{head} failed: {error}")
             failed.append(f"{runtime} {seconds:g} s")
@@ -311,7 +305,7 @@ def print_streaming(model, args, pairs) -> bool:
         ratio = r["rtf"] / peer["rtf"]
         if ratio > args.max_stream_ratio:
             failed.append(f"{runtime} {seconds:g} s")
-        floor = "-" if floor is None else f"{floor:.2f}"
+        floor = "-" if floor is None else f"{floor['wall'] / peer['wall']:.2f}"
         print(f"{head} {peer['rtf']:>11.4f} {r['rtf']:>10.4f} {ratio:>6.2f} {floor:>12} "
               f"{latency:>10g} {r['peak_rss_mb']:>11.0f}")
     print("linear floor: the encoder's linear layers alone in PyTorch, on the chunks' frames, against the whole "
