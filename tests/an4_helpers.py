@@ -19,8 +19,9 @@ needs_an4 = pytest.mark.usefixtures("an4_root")
 MINI = {"train": {"fash": 3, "fbbh": 3, "mblw": 3, "mcen": 3}, "test": {"fcaw": 3}}
 
 
-def make_mini_an4(out: Path, layout: str) -> Path:
-    """An AN4 copy at out/<top>, returning its root (the folder holding etc/ and wav/).
+def make_mini_an4(out: Path, layout: str, sizes: dict = MINI) -> Path:
+    """An AN4 copy at out/<top>, returning its root (the folder holding etc/ and wav/): the first
+    `sizes[split][speaker]` utterances of each speaker.
 
     layout "sphere": as CMU's an4_sphere.tar.gz (an4/etc, an4/wav/<set>/<speaker>/<utt>.sph, NIST
     SPHERE written with soundfile); "wav": as the cmusphinx/an4 repository's archive (WAV files).
@@ -30,7 +31,7 @@ def make_mini_an4(out: Path, layout: str) -> Path:
     root = out / top
     suffix, kind = (".sph", "NIST") if layout == "sphere" else (".wav", "WAV")
     (root / "etc").mkdir(parents=True)
-    for split, speakers in MINI.items():
+    for split, speakers in sizes.items():
         fileids, lines = [], []
         for utterance in corpus.utterances(AN4, split):
             if speakers.get(utterance.speaker, 0) == 0:

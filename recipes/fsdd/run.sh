@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# FSDD connected digits: real human speech, trained on four speakers, tested on a fifth.
+# FSDD connected digits: real human speech, trained on four speakers (and AN4's digit strings), tested on a fifth.
 #   ./run.sh                                     # downloads FSDD from GitHub
-#   FSDD_ROOT=../../../shared/data/fsdd ./run.sh # or --corpus-dir DIR: an existing copy
+#   FSDD_ROOT=../../../shared/data/fsdd AN4_ROOT=../../../shared/data/an4 ./run.sh
+#                                                # or --corpus-dir DIR, --an4-dir DIR: existing copies
 # Stages are described in ../README.md; see README.md here for run times and results.
 usage="usage: $0 [--stage N] [--stop-stage M] [--corpus-dir DIR] [--config FILE] [--exp-dir DIR] [--nj N] [--ngpu N] ..."
 . "$(dirname "$0")/../tools/recipe.sh"
@@ -32,8 +33,10 @@ perturb=0.15                        # per-digit speed/pitch change in training u
 trim=0.8                            # probability of cutting a training digit's quiet start/end at a random level
 trim_db=6-30                        # range of the trim levels, dB under the digit's loudest 10 ms frame
 bare=0.2                            # probability of a training utterance without pauses before and after its digits
-an4=false                           # true: AN4's training set (948 utterances of 74 other speakers: letters, digits,
-                                    # words; resampled to 8 kHz by the loader) joins the training utterances
+an4=digits                          # digits: AN4's training utterances that say nothing but digit words (137, 69 other
+                                    # speakers; resampled to 8 kHz by the loader), an4_repeat times each, join the
+                                    # training utterances; true: all 948 (letters, digits, words); false: no AN4
+an4_repeat=4                        # copies of each AN4 digit utterance with an4=digits
 an4_dir=$(absolute "${AN4_ROOT:-}") # an existing AN4 copy; empty: stage 0 downloads it into $download_dir/an4
 tilt=0                              # random spectral tilt of training utterances (first-order filter coefficient, e.g. 0.7; 0: none)
 seed=1                              # training seed: model, training-data draw and augmentation
@@ -48,10 +51,11 @@ partner=""                          # config overrides of a second model trained
 threads=1                           # torch threads per process (empty: torch's default)
 device=auto
 option_names="stage stop_stage nj ngpu nproc config exp_dir data_dir download_dir url corpus_dir train_speakers
-  test_speakers an4 an4_dir num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed test_seed
+  test_speakers an4 an4_repeat an4_dir num_train num_dev num_test num_isolated min_digits max_digits espeak_num perturb trim trim_db bare tilt seed test_seed
   cmvn_utterances average_num beam_size speeds partner device threads"
 path_options="config exp_dir data_dir download_dir corpus_dir an4_dir"
 parse_options "$@"
+case "$an4" in true | false | digits) ;; *) echo "--an4 $an4: must be true, false or digits" >&2; exit 2 ;; esac
 
 fsdd_folder() {  # the corpus folder (holding recordings/)
   if [ -n "$corpus_dir" ]; then echo "$corpus_dir"; return; fi
@@ -67,7 +71,7 @@ corpus() {
   else
     python local/download.py --download-dir "$download_dir" ${url:+--url "$url"}
   fi
-  [ "$an4" = true ] || return 0
+  [ "$an4" != false ] || return 0
   if [ -n "$an4_dir" ]; then
     python ../an4/local/download.py --check "$an4_dir"
   else
@@ -76,13 +80,18 @@ corpus() {
 }
 
 train_manifest() {  # what stages 2-4 train on
-  if [ "$an4" = true ]; then echo "$data_dir/train_an4.jsonl"; else echo "$data_dir/train.jsonl"; fi
+  if [ "$an4" = false ]; then echo "$data_dir/train.jsonl"; else echo "$data_dir/train_an4.jsonl"; fi
 }
 
-an4_utterances() {  # AN4's training set in lower case (as FSDD's words are), joined to the digit utterances
-  once "$data_dir/an4/train.jsonl" python ../an4/local/prepare_manifests.py --corpus-dir "${an4_dir:-$download_dir/an4/unpacked}" \
+an4_utterances() {  # AN4's training set in lower case (as FSDD's words are; an4=digits: its digit strings) joined to FSDD's
+  local an4_train=$data_dir/an4/train.jsonl
+  once "$an4_train" python ../an4/local/prepare_manifests.py --corpus-dir "${an4_dir:-$download_dir/an4/unpacked}" \
     --out "$data_dir/an4" --dev-speakers 0 --lowercase
-  cat "$data_dir/train.jsonl" "$data_dir/an4/train.jsonl" > "$data_dir/train_an4.jsonl"
+  if [ "$an4" = digits ]; then
+    python local/an4_digits.py "$an4_train" "$data_dir/an4/digits.jsonl" --repeat "$an4_repeat"
+    an4_train=$data_dir/an4/digits.jsonl
+  fi
+  cat "$data_dir/train.jsonl" "$an4_train" > "$data_dir/train_an4.jsonl"
 }
 
 connected_digits() {
@@ -103,7 +112,7 @@ connected_digits() {
     --out-dir "$data_dir/isolated" --manifest "$data_dir/isolated.jsonl"
   once "$data_dir/recorded.jsonl" python local/make_connected.py --corpus-dir "$corpus" --speakers "$test_speakers" \
     --indices 0-49 --as-recorded --manifest "$data_dir/recorded.jsonl"
-  if [ "$an4" = true ]; then an4_utterances; fi
+  if [ "$an4" != false ]; then an4_utterances; fi
 }
 
 tokenizer() {

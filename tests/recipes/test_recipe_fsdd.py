@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
         model__specaugment={"num_freq_masks": 1, "freq_mask_width": 4, "num_time_masks": 1, "time_mask_width": 10},
         batching__max_frames=6000, speed_perturb=[0.9, 1.0, 1.1])
     espeak = "2" if shutil.which("espeak-ng") else "0"
-    with_an4 = (AN4 / "etc").is_dir()  # AN4's speakers join the training set
-    an4 = ["--an4", "true", "--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav"))] if with_an4 else []
+    with_an4 = (AN4 / "etc").is_dir()  # AN4's digit strings join the training set
+    mini = {"train": {"fash": 9, "fbbh": 12}, "test": {"fcaw": 1}}  # two of these 21 say digits only
+    an4 = ["--an4", "digits", "--an4-repeat", "2",
+           "--an4-dir", str(make_mini_an4(tmp_path / "an4", "wav", mini))] if with_an4 else ["--an4", "false"]
     args = ["--url", f"{file_server.url}/v1.0.10.tar.gz", "--config", str(config), "--espeak-num", espeak,
             "--average-num", "1", "--beam-size", "2", "--speeds", "0.9,1",
             "--partner", "model.fbank.subtract_mean=true", "--nproc", "2", *an4]
@@ -75,8 +78,9 @@ def test_every_stage_runs_from_a_downloaded_archive(file_server, tmp_path, tiny_
     assert "yweweler" not in {r["speaker"] for r in sets["train"] + sets["dev"]}
     trained = [json.loads(line) for line in (data / ("train_an4.jsonl" if with_an4 else "train.jsonl")).read_text().splitlines()]
     an4_lines = [r for r in trained if r["id"] not in {t["id"] for t in sets["train"]}]
-    assert len(an4_lines) == (12 if with_an4 else 0)  # the miniature AN4's training utterances
-    assert all(r["text"] == r["text"].lower() and r["audio"].endswith(".wav") for r in an4_lines)
+    digit_strings = ["two six eight four four one eight", "four four three six three one two"] if with_an4 else []
+    assert [r["text"] for r in an4_lines] == digit_strings * 2  # --an4-repeat 2
+    assert all(r["audio"].endswith(".wav") for r in an4_lines)
     assert "yweweler" not in {r["speaker"] for r in trained}
     for record in sets["test"]:
         words = record["text"].split()
@@ -105,7 +109,8 @@ def test_fsdd_root_points_at_a_local_copy_and_data_is_reproducible(tmp_path):
     env_root = FSDD.parent
     command = [str(RUN), "--stage", "0", "--stop-stage", "1", "--exp-dir", str(tmp_path / "exp"),
                "--data-dir", str(tmp_path / "data"), "--train-speakers", "george", "--test-speakers", "yweweler",
-               "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--num-isolated", "2", "--espeak-num", "0"]
+               "--num-train", "5", "--num-dev", "2", "--num-test", "3", "--num-isolated", "2", "--espeak-num", "0",
+               "--an4", "false"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "FSDD_ROOT": str(env_root)})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -141,3 +146,26 @@ def test_trim_cuts_quiet_edges_below_a_random_level_and_keeps_the_loud_middle():
     assert len(make_connected.trim(recording, 50.0, 20.0)) == len(loud) + len(quiet)  # -40 dB kept at the start
     short = recording[:100]
     assert np.array_equal(make_connected.trim(short, 10.0, 10.0), short)
+
+
+def test_an4_digits_keeps_utterances_of_digit_words_only_repeated(tmp_path):
+    def record(uid, text):
+        return {"id": uid, "audio": f"/an4/{uid}.wav", "duration": 1.5, "text": text, "speaker": uid.split("-")[1]}
+
+    manifest = tmp_path / "an4.jsonl"
+    rows = [record("an1-fash-b", "five three one"), record("an2-fash-b", "rubout"), record("an3-mblw-b", "two oh four"),
+            record("an4-mblw-b", "e r i c"), record("an5-mcen-b", "nine"), record("an6-mcen-b", "")]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "digits.jsonl"
+    script = str(RUN.parent / "local" / "an4_digits.py")
+    result = subprocess.run([sys.executable, script, str(manifest), str(out), "--repeat", "3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in kept] == [f"an{n}-{s}-b-r{k}" for k in (1, 2, 3) for n, s in ((1, "fash"), (5, "mcen"))]
+    assert [r["text"] for r in kept[:2]] == ["five three one", "nine"]  # "oh", letters and words left out
+    assert all(r["audio"] == f"/an4/{r['id'][:-3]}.wav" for r in kept)
+    assert "2 digit-only utterances of 2 speakers" in result.stdout
+
+    manifest.write_text(json.dumps(rows[1]) + "\n")
+    none = subprocess.run([sys.executable, script, str(manifest), str(out)], capture_output=True, text=True)
+    assert none.returncode == 1 and "no utterance says digits only" in none.stderr
