@@ -7,18 +7,18 @@ Utterances with "oh" or any other word are left out: FSDD's vocabulary is the te
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from make_connected import WORDS
 from tasr import data
+from tasr.errors import TasrError
 
-WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
-
-def digit_utterances(records: list[dict]) -> list[dict]:
-    """The records whose text is a non-empty string of digit words."""
-    return [r for r in records if r["text"].split() and set(r["text"].split()) <= WORDS]
+def says_digits_only(text: str) -> bool:
+    """Whether `text` is one or more of the ten digit words and nothing else."""
+    words = text.split()
+    return bool(words) and set(words) <= set(WORDS)
 
 
 def main(argv=None) -> int:
@@ -29,8 +29,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: must be at least 1")
-    records = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
-    kept = digit_utterances(records)
+    try:
+        records = data.read_manifest(args.manifest, require_text=False)
+    except TasrError as error:
+        print(error, file=sys.stderr)
+        return 1
+    kept = [r for r in records if says_digits_only(r.get("text") or "")]
     if not kept:
         print(f"{args.manifest}: no utterance says digits only", file=sys.stderr)
         return 1
